@@ -1,0 +1,192 @@
+"""Tiny random-init checkpoints of the real architectures, built offline.
+
+No weights can be downloaded here, so tests, the demo and benchmarks run on a checkpoint folder that
+this module writes: a real ``InternVLForConditionalGeneration`` (2-layer vision tower, 2-layer Qwen2
+text model) with a byte-level BPE tokenizer trained by ``tokenizers`` on an embedded corpus, and a
+real ``InternVLProcessor``. The folder loads with ``AutoModelForImageTextToText.from_pretrained`` and
+``AutoProcessor.from_pretrained`` exactly like an ``OpenGVLab/*-hf`` checkpoint. Same seed, same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# The chat tokens of Qwen2/Hermes-2 and the image tokens the InternVL processor needs (DESIGN.md).
+CHAT_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+IMAGE_TOKENS = {
+    "start_image_token": "<img>",
+    "end_image_token": "</img>",
+    "context_image_token": "<IMG_CONTEXT>",
+    "video_token": "<video>",
+}
+
+# Hermes-2 / Qwen2 chat layout, as in the InternVL -hf checkpoints; an image becomes one
+# <IMG_CONTEXT> that the processor expands to <img> + N x <IMG_CONTEXT> + </img>.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<IMG_CONTEXT>\n"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Words the tokenizer should know as whole tokens: RS class names, question and answer vocabulary.
+_CORPUS = """
+agricultural airplane baseball diamond beach buildings chaparral dense residential forest freeway golf course
+harbor intersection medium residential mobile home park overpass parking lot river runway sparse residential
+storage tanks tennis court airport bare land bridge center church commercial desert farmland industrial
+meadow mountain park playground pond port railway station resort school square stadium viaduct
+Classify the given image in one of the following classes. Classes: Answer in one word or a short phrase.
+Answer the question using a single word or phrase. Is there a road? Are there more buildings than water areas?
+How many small buildings are there? Is it a rural or an urban area? yes no rural urban 0 1 2 3 4 5 6 7 8 9 10
+Describe the image in detail. Where is the storage tank? What object is in this location? The image shows
+a scene with roads, houses, trees, fields, water, boats, planes, cars and courts seen from above.
+What is the capital of France? Paris. Write a short poem. Count the objects. red green blue white black gray
+""".split()
+
+
+def _train_tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=CHAT_TOKENS + list(IMAGE_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    # Repeat the corpus as sentences so merges of whole words are learned deterministically.
+    lines = [" ".join(_CORPUS[i : i + 12]) for i in range(0, len(_CORPUS), 12)] * 4
+    tok.train_from_iterator(lines, trainer=trainer)
+    return tok
+
+
+def build_tiny_tokenizer(vocab_size: int = 600):
+    """A ``PreTrainedTokenizerFast`` with the chat and InternVL image special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=_train_tokenizer(vocab_size),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        extra_special_tokens=dict(IMAGE_TOKENS),
+        chat_template=CHAT_TEMPLATE,
+        padding_side="left",
+        model_max_length=4096,
+    )
+
+
+def tiny_internvl_config(vocab_size: int, image_token_id: int, image_size: int = 64, patch_size: int = 8):
+    """Config of a tiny InternVL: ``(image_size/patch_size * 0.5)^2`` image tokens per tile."""
+    from transformers import InternVLConfig
+
+    vision = dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=[image_size, image_size],
+        patch_size=[patch_size, patch_size],
+    )
+    text = dict(
+        model_type="qwen2",
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+    )
+    seq_len = int((image_size // patch_size) ** 2 * 0.25)
+    return InternVLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=image_token_id,
+        image_seq_length=seq_len,
+        downsample_ratio=0.5,
+    )
+
+
+def build_tiny_internvl(out_dir: str | os.PathLike, seed: int = 0, image_size: int = 64, max_patches: int = 6) -> Path:
+    """Write a tiny random-init HF-native InternVL checkpoint folder and return its path.
+
+    Args:
+        out_dir: folder to create (replaced atomically if it exists).
+        seed: weight-init seed; the same seed writes the same files.
+        image_size: tile size in pixels (448 for real checkpoints; 64 keeps CPU runs fast).
+        max_patches: most tiles per image when dynamic tiling is on.
+
+    Returns:
+        The checkpoint folder.
+    """
+    import torch
+    from transformers import (
+        GotOcr2ImageProcessor,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+        InternVLVideoProcessor,
+    )
+
+    out = Path(out_dir)
+    tokenizer = build_tiny_tokenizer()
+    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKENS["context_image_token"])
+    config = tiny_internvl_config(len(tokenizer), image_token_id, image_size=image_size)
+    torch.manual_seed(seed)
+    model = InternVLForConditionalGeneration(config).eval()
+    image_processor = GotOcr2ImageProcessor(
+        size={"height": image_size, "width": image_size},
+        crop_to_patches=False,
+        min_patches=1,
+        max_patches=max_patches,
+        do_convert_rgb=True,
+    )
+    video_processor = InternVLVideoProcessor(size={"height": image_size, "width": image_size})
+    processor = InternVLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        image_seq_length=config.image_seq_length,
+        chat_template=CHAT_TEMPLATE,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        tmp.chmod(0o755)
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        (tmp / "geotune_tiny.json").write_text(json.dumps({"family": "internvl-hf", "seed": seed}) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+FAMILIES = {"internvl-hf": build_tiny_internvl}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="internvl-hf")
+    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image-size", type=int, default=64, help="tile size in pixels (64: fast on CPU)")
+
+
+def run(args: argparse.Namespace) -> int:
+    path = FAMILIES[args.family](args.out, seed=args.seed, image_size=args.image_size)
+    print(f"wrote tiny {args.family} checkpoint to {path}")
+    return 0

@@ -1,0 +1,5 @@
+import sys
+
+from geotune.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""`geotune` command line: one explicit table of subcommands.
+
+Each subcommand lives in the package that owns the work and exposes ``add_arguments(parser)`` and
+``run(args) -> int``. Modules are imported only when their command runs, so ``geotune --help`` stays
+fast (no torch import); ``tests/geotune/test_cli.py`` imports every one so a broken module fails in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+# name -> (module, one-line help). Greppable; a bad name fails at once with the list.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("finetune.data.cli", "validate | convert | mix | stats annotation files"),
+    "tiny-model": ("finetune.models.tiny", "write a tiny random-init checkpoint (offline)"),
+    "synth": ("geotune.synth.cli", "write SynthRS: synthetic RS benchmarks in the real layouts"),
+    "select": ("selection.cli", "choose the training subset: manifest + report"),
+    "train": ("finetune.experiment", "run one experiment (same as train.py)"),
+    "eval": ("eval.cli", "score a checkpoint on UCMerced / AID / LRBEN, or rescore predictions"),
+    "compare": ("eval.compare", "compare run directories: table + plots"),
+    "plan": ("finetune.planner", "per-GPU memory estimate and a verdict for 2 x 24 GB"),
+    "export": ("finetune.export", "export a trained run (merge LoRA where the maths allows)"),
+    "sweep": ("geotune.sweep", "one run per value of a key, with a summary table and plots"),
+    "doctor": ("finetune.doctor", "check that a checkpoint loads, trains a step and generates"),
+    "demo": ("geotune.demo", "the embedded default: tiny model + SynthRS, end to end on CPU"),
+}
+
+
+def load_command(name: str):
+    """Import the module behind a subcommand."""
+    module, _ = COMMANDS[name]
+    return importlib.import_module(module)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geotune",
+        description="Fine-tune multimodal LLMs on remote-sensing data, with the right data.",
+        epilog="Recipe commands take recipe=NAME and key=value overrides, e.g. `geotune select recipe=rs_third selection.keep=0.2`.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from geotune import __version__
+
+        print(__version__)
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        parser.error(f"unknown command '{name}'; choose from: {', '.join(COMMANDS)}")
+    module = load_command(name)
+    sub = argparse.ArgumentParser(prog=f"geotune {name}", description=COMMANDS[name][1])
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[1:])
+    from geotune.config import RecipeError
+
+    try:
+        return int(module.run(args) or 0)
+    except RecipeError as err:
+        print(f"geotune {name}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""One recipe loader for train.py and every `geotune` subcommand.
+
+A recipe is ``recipes/NAME.yaml`` merged over the typed schema ``RecipeConfig``; ``a.b=value`` arguments
+override any key. Unknown keys and wrong types fail at once, naming the key, the file and the closest
+valid key, instead of hours into a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from eval.config import EvalConfig
+from finetune.config import DataConfig, MixConfig, ModelConfig, TrainConfig, config_field
+from selection.config import SelectionConfig
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+@dataclass
+class RecipeConfig:
+    name: str = config_field("Recipe name (the YAML file's stem unless set).", "")
+    run_dir: str = config_field("Where the run writes everything (default runs/<name>).", "")
+    seed: int = config_field("Global seed.", 42)
+    model: ModelConfig = config_field("Model to fine-tune.", factory=ModelConfig)
+    data: DataConfig = config_field("Training data.", factory=DataConfig)
+    mix: MixConfig = config_field("General/domain mix.", factory=MixConfig)
+    selection: SelectionConfig = config_field("Data selection.", factory=SelectionConfig)
+    train: TrainConfig = config_field("Training.", factory=TrainConfig)
+    eval: EvalConfig = config_field("Evaluation.", factory=EvalConfig)
+
+
+class RecipeError(ValueError):
+    """A recipe or override the user can fix; the message says where and how."""
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """Resolve ``rs_third`` or ``path/to/x.yaml`` to a recipe file, or raise with the known names."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        return candidate
+    for root in (Path.cwd() / "recipes", RECIPES_DIR):
+        path = root / f"{name_or_path}.yaml"
+        if path.exists():
+            return path
+    known = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+    close = difflib.get_close_matches(name_or_path, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise RecipeError(f"recipe '{name_or_path}' not found in recipes/.{hint} Known recipes: {', '.join(known)}")
+
+
+def _valid_keys(node: Any, prefix: str = "") -> list[str]:
+    keys = []
+    if dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            full = f"{prefix}{f.name}"
+            keys.append(full)
+            value = getattr(node, f.name)
+            if dataclasses.is_dataclass(value):
+                keys.extend(_valid_keys(value, full + "."))
+    return keys
+
+
+def _closest_key(key: str) -> str:
+    valid = _valid_keys(RecipeConfig())
+    leaf_matches = [k for k in valid if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+    close = leaf_matches[:1] or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f" Closest valid key: '{close[0]}'." if close else ""
+
+
+def _explain(err: OmegaConfBaseException, where: str) -> RecipeError:
+    key = getattr(err, "full_key", None) or ""
+    msg = str(err).splitlines()[0]
+    if isinstance(err, ConfigKeyError) or "not in" in msg:
+        return RecipeError(f"{where}: unknown key '{key}'.{_closest_key(key)}")
+    if isinstance(err, ValidationError):
+        return RecipeError(f"{where}: wrong type for '{key}': {msg}")
+    return RecipeError(f"{where}: {msg} (key '{key}')")
+
+
+def parse_overrides(args: Sequence[str]) -> tuple[Optional[str], list[str]]:
+    """Split ``recipe=NAME`` from ``a.b=value`` overrides; anything else is an error."""
+    recipe, overrides = None, []
+    for arg in args:
+        if "=" not in arg:
+            raise RecipeError(f"argument '{arg}' is not of the form key=value (e.g. recipe=rs_third train.epochs=2)")
+        key, value = arg.split("=", 1)
+        if key == "recipe":
+            recipe = value
+        else:
+            overrides.append(arg)
+    return recipe, overrides
+
+
+def load_recipe(name_or_path: Optional[str], overrides: Sequence[str] = ()) -> DictConfig:
+    """Load a recipe over the typed schema and apply ``key=value`` overrides.
+
+    Args:
+        name_or_path: recipe name under ``recipes/`` or a YAML path; None gives the schema defaults.
+        overrides: ``a.b=value`` strings (OmegaConf dotlist syntax; lists as ``[a,b]``).
+
+    Returns:
+        A structured (typed, closed) DictConfig with ``name`` and ``run_dir`` filled in.
+
+    Raises:
+        RecipeError: unknown key, wrong type or missing recipe, naming the key, file and closest valid key.
+    """
+    schema = OmegaConf.structured(RecipeConfig)
+    name = ""
+    if name_or_path:
+        path = recipe_path(name_or_path)
+        name = path.stem
+        try:
+            loaded = OmegaConf.load(path)
+        except Exception as err:  # yaml.YAMLError carries the line
+            raise RecipeError(f"{path}: not valid YAML: {err}") from err
+        try:
+            schema = OmegaConf.merge(schema, loaded)
+        except OmegaConfBaseException as err:
+            raise _explain(err, str(path)) from err
+    for item in overrides:
+        try:
+            schema = OmegaConf.merge(schema, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as err:
+            raise _explain(err, f"override '{item}'") from err
+    if not schema.name:
+        schema.name = name or "default"
+    if not schema.run_dir:
+        schema.run_dir = os.path.join("runs", schema.name)
+    return schema
+
+
+def save_resolved(cfg: DictConfig, run_dir: Optional[str] = None) -> Path:
+    """Write the resolved config to ``<run_dir>/config.yaml`` atomically and return its path."""
+    out = Path(run_dir or cfg.run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "config.yaml"
+    tmp = target.with_suffix(".yaml.tmp")
+    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    os.replace(tmp, target)
+    return target
+
+
+def to_object(cfg: DictConfig) -> RecipeConfig:
+    """The config as plain dataclass instances (for typed code paths)."""
+    return OmegaConf.to_object(cfg)
+
+
+def add_recipe_arguments(parser) -> None:
+    """The shared ``recipe=NAME key=value ...`` arguments of recipe-driven subcommands."""
+    parser.add_argument("overrides", nargs="*", metavar="recipe=NAME|key=value", help="recipe and overrides")
+
+
+def recipe_from_args(args) -> DictConfig:
+    """Load the recipe named in ``args.overrides`` (see ``add_recipe_arguments``)."""
+    recipe, overrides = parse_overrides(args.overrides)
+    return load_recipe(recipe, overrides)

@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny offline models, built once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Nothing in the test suite may reach a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def tiny_internvl(tmp_path_factory):
+    """Path of a tiny random-init HF-native InternVL checkpoint (64-px tiles, 16 image tokens)."""
+    from finetune.models.tiny import build_tiny_internvl
+
+    return build_tiny_internvl(tmp_path_factory.mktemp("models") / "tiny-internvl", seed=0)

@@ -1,0 +1,43 @@
+import hashlib
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from finetune.models.tiny import IMAGE_TOKENS, build_tiny_internvl
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_tiny_internvl_reloads_runs_forward_and_generate(tiny_internvl):
+    processor = AutoProcessor.from_pretrained(tiny_internvl)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_internvl).eval()
+    assert type(model).__name__ == "InternVLForConditionalGeneration"
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    for name, token in IMAGE_TOKENS.items():
+        assert getattr(processor.tokenizer, name) == token
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (70, 90, 3), dtype=np.uint8))
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Classify the image."}]}],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    batch = processor(images=[image], text=[prompt], return_tensors="pt", crop_to_patches=False)
+    n_image_tokens = int((batch["input_ids"] == model.config.image_token_id).sum())
+    assert n_image_tokens == model.config.image_seq_length == 16
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape[:2] == batch["input_ids"].shape and torch.isfinite(logits).all()
+    out = model.generate(**batch, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] == batch["input_ids"].shape[1] + 4
+
+
+def test_tiny_internvl_same_seed_same_files(tmp_path):
+    a = build_tiny_internvl(tmp_path / "a", seed=3)
+    b = build_tiny_internvl(tmp_path / "b", seed=3)
+    c = build_tiny_internvl(tmp_path / "c", seed=4)
+    assert _digest(a) == _digest(b)
+    assert _digest(a)["model.safetensors"] != _digest(c)["model.safetensors"]

@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from geotune.config import RECIPES_DIR, RecipeError, load_recipe, parse_overrides, save_resolved
+
+ALL_RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", ALL_RECIPES)
+def test_every_recipe_loads_and_opens_with_its_command(name):
+    cfg = load_recipe(name)
+    assert cfg.name == name and cfg.run_dir == f"runs/{name}"
+    first = (RECIPES_DIR / f"{name}.yaml").read_text().splitlines()[0]
+    assert first.startswith("#") and f"recipe={name}" in first
+
+
+def test_overrides_change_any_key_with_types():
+    cfg = load_recipe("demo", ["train.epochs=3", "selection.keep=0.2", "eval.benchmarks=[aid]", "run_dir=/tmp/x"])
+    assert cfg.train.epochs == 3.0 and cfg.selection.keep == 0.2
+    assert list(cfg.eval.benchmarks) == ["aid"] and cfg.run_dir == "/tmp/x"
+
+
+def test_unknown_key_names_key_file_and_closest(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("# geotune train recipe=bad\ntrain:\n  learning_rte: 1e-4\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(str(bad))
+    msg = str(err.value)
+    assert "train.learning_rte" in msg and str(bad) in msg and "train.learning_rate" in msg
+
+
+def test_unknown_override_suggests_leaf_match():
+    with pytest.raises(RecipeError, match=r"override 'epochs=2'.*'train.epochs'"):
+        load_recipe("demo", ["epochs=2"])
+
+
+def test_wrong_type_names_key():
+    with pytest.raises(RecipeError, match=r"wrong type for 'train.epochs'"):
+        load_recipe("demo", ["train.epochs=many"])
+
+
+def test_unknown_recipe_lists_close_name():
+    with pytest.raises(RecipeError, match="Did you mean 'demo'"):
+        load_recipe("dem")
+
+
+def test_parse_overrides_rejects_bare_words():
+    assert parse_overrides(["recipe=demo", "a.b=1"]) == ("demo", ["a.b=1"])
+    with pytest.raises(RecipeError, match="key=value"):
+        parse_overrides(["demo"])
+
+
+def test_resolved_config_written_to_run_dir(tmp_path):
+    cfg = load_recipe("demo", [f"run_dir={tmp_path / 'run'}"])
+    path = save_resolved(cfg)
+    assert path == Path(tmp_path / "run" / "config.yaml")
+    assert OmegaConf.load(path).train.mode == cfg.train.mode
