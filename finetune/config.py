@@ -29,6 +29,10 @@ class ModelConfig:
     max_dynamic_patch: int = _help("Most 448-px tiles per image (InternVL dynamic tiling).", 6)
     vision_tower_path: Optional[str] = _help("Local CLIP folder for XComposer2's vision tower.", None)
     tiny: bool = _help("Build the tiny random-init model at `path` when it is missing (demo/tests).", False)
+    template: Optional[str] = _help(
+        "Chat template of remote-code InternVL: Hermes-2 | internlm2-chat | phi3-chat (None: from the checkpoint config).", None
+    )
+    system_message: Optional[str] = _help("System message of remote-code templates (None: the family's own; '': none).", None)
 
 
 @dataclass
@@ -45,6 +49,7 @@ class DatasetSpec:
 class DataConfig:
     datasets: list[DatasetSpec] = _help("Training datasets.", factory=list)
     skip_bad: bool = _help("Drop invalid records (counted by reason in the report) instead of failing.", False)
+    check_images: bool = _help("Also open every image at load time (missing/unreadable ones are bad records).", False)
     cache_dir: str = _help("Arrow cache of parsed annotation files.", ".cache/geotune/data")
 
 
@@ -86,6 +91,8 @@ class TrainConfig:
     gradient_checkpointing: bool = _help("Trade compute for activation memory.", False)
     bf16: bool = _help("bf16 mixed precision (GPU only; ignored on CPU).", False)
     group_by_length: bool = _help("Length-grouped sampler to cut padding.", True)
+    too_long: str = _help("Samples over max_length: truncate (text only; image spans are never cut) | drop. Counted.", "truncate")
+    num_workers: int = _help("DataLoader worker processes (image decoding and tiling).", 0)
     deepspeed: Optional[str] = _help("DeepSpeed JSON config (recipes/deepspeed/*.json).", None)
     save_steps: int = _help("Checkpoint every N steps.", 500)
     save_total_limit: int = _help("Checkpoints kept.", 2)

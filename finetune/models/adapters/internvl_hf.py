@@ -68,3 +68,72 @@ def encode(processor, prompts: Sequence[str], images: Optional[Sequence[Sequence
 
 def image_token_id(model) -> int:
     return int(model.config.image_token_id)
+
+
+# ---- training side -------------------------------------------------------------------------------
+
+PARTS = {
+    "vision": ["model.vision_tower"],
+    "projector": ["model.multi_modal_projector"],
+    "llm": ["model.language_model", "lm_head"],
+}
+
+
+def max_tiles_per_image(model_cfg, n_images: int) -> int:
+    """InternVL's rule: the tile budget is shared by a sample's images (at least one tile each)."""
+    budget = int(getattr(model_cfg, "max_dynamic_patch", 1) or 1) if model_cfg is not None else 1
+    return max(1, budget // max(1, n_images))
+
+
+def _tiling_kwargs(max_tiles: int) -> dict:
+    return {"crop_to_patches": True, "max_patches": max_tiles} if max_tiles > 1 else {"crop_to_patches": False}
+
+
+def encode_for_training(processor, record, images, max_length: int, *, model_cfg=None, too_long: str = "truncate") -> dict:
+    """One supervised sample: ids, labels (answers only), pixel values.
+
+    Args:
+        processor: the checkpoint's ``InternVLProcessor``.
+        record: a ``Record``; ``<image>`` placeholders become ``<img>`` + 16..256·tiles ``<IMG_CONTEXT>`` + ``</img>``.
+        images: PIL images, one per placeholder; or ``(width, height)`` tuples for a length-only pass
+            (then no ``pixel_values`` are computed).
+        max_length: most tokens; see ``supervision.tokenize_pieces`` for what is cut or dropped.
+
+    Returns:
+        ``{"input_ids", "labels", "pixel_values" (tiles, 3, H, W; absent without images), "truncated"}``.
+
+    Raises:
+        SkipSample: the record cannot be a sample (reason in ``.reason``).
+    """
+    from finetune.models.adapters import supervision as sv
+
+    tok = processor.tokenizer
+    turns = sv.conversation_turns(record)
+    kwargs = _tiling_kwargs(max_tiles_per_image(model_cfg, len(images)))
+    out = {}
+    if sv.has_pixels(images):
+        pixels = processor.image_processor(list(images), return_tensors="pt", **kwargs)
+        out["pixel_values"] = pixels["pixel_values"]
+        tiles = [int(n) for n in pixels["num_patches"]]
+    else:
+        tiles = [processor.image_processor.get_number_of_image_patches(h, w, kwargs) for w, h in sv.image_sizes(images)]
+    start, context, end = tok.convert_tokens_to_ids([tok.start_image_token, tok.context_image_token, tok.end_image_token])
+    spans = [sv.image_span(start, context, end, processor.image_seq_length * n) for n in tiles]
+    pieces = sv.conversation_pieces(turns, sv.HERMES2, spans)
+    ids, labels, truncated = sv.tokenize_pieces(tok, pieces, max_length, too_long)
+    out.update(input_ids=ids, labels=labels, truncated=truncated)
+    return out
+
+
+def lora_targets(model, lora_cfg, train_llm: bool = True) -> list[str]:
+    """Full names of the LoRA target Linear modules (LLM by family; vision tower with ``lora.vision``)."""
+    from finetune.lora import LLM_TARGETS, VISION_TARGETS, llm_family, resolve_lora_targets
+
+    family = llm_family(model.config.text_config.model_type)
+    return resolve_lora_targets(model, PARTS, LLM_TARGETS[family], VISION_TARGETS["internvl_vision"], lora_cfg, train_llm)
+
+
+def apply_freeze(model, train_cfg) -> None:
+    from finetune.lora import apply_freeze as freeze
+
+    freeze(model, PARTS, train_cfg)

@@ -1,0 +1,59 @@
+"""PNG plots for eval reports: the confusion matrix of a classification benchmark, and compare bars."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_confusion(labels: Sequence[str], matrix, path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (rows: truth, columns: prediction; the last column ``(other)``)."""
+    counts = np.asarray(matrix, dtype=float)
+    rows = labels[: counts.shape[0]]
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.32 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the class")
+    return _save(fig, path)
+
+
+def plot_bars(values: Mapping[str, Mapping[str, float | None]], path, ylabel: str, title: str = "") -> Path:
+    """Grouped bars: ``values[group][run]`` (None: no bar). One group per benchmark or cost."""
+    groups = list(values)
+    runs = list(dict.fromkeys(run for group in groups for run in values[group]))
+    width = 0.8 / max(len(runs), 1)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(groups) * max(1, len(runs)) / 2 + 2), 3.6))
+    for k, run in enumerate(runs):
+        xs = [g + (k - (len(runs) - 1) / 2) * width for g in range(len(groups))]
+        ys = [values[group].get(run) for group in groups]
+        bars = ax.bar([x for x, y in zip(xs, ys, strict=True) if y is not None], [y for y in ys if y is not None], width, label=run)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if runs:
+        ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -1,0 +1,185 @@
+"""One runner per benchmark: ``run_<bench>(model, processor, dataset, *, adapter, ...) -> dict``.
+
+A runner asks every question of ``dataset`` (an :class:`eval.readers.Benchmark`) with batched greedy
+generation, appends each batch's predictions to ``<out_dir>/<bench>.predictions.jsonl`` as it arrives
+(flushed per batch), scores them with ``eval.metrics`` and writes ``<out_dir>/<bench>.json`` (and a
+confusion-matrix PNG for classification). Question ids already in the predictions file are skipped,
+so a killed eval resumes where it stopped. Under ``accelerate launch`` the remaining questions are
+split across processes; the main process merges their files and scores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from eval.generate import (
+    VQA_PROMPT,
+    build_question,
+    generate_batch,
+    length_sorted_batches,
+    load_image,
+    prompt_lengths,
+)
+from eval.predictions import atomic_write_json, merge_rank_files, rank_files, read_all_predictions
+from eval.readers import BenchItem, Benchmark, subset
+from eval.scoring import score_rows
+
+log = logging.getLogger(__name__)
+
+
+def run_ucmerced(model, processor, dataset: Benchmark, *, adapter, limit: int | None = None, batch_size: int = 8,
+                 out_dir=None, **options) -> dict:
+    """UCMerced scene classification; accuracy overall and per class. Options: see :func:`run_benchmark`."""
+    return run_benchmark("ucmerced", model, processor, dataset, adapter=adapter, limit=limit,
+                         batch_size=batch_size, out_dir=out_dir, **options)
+
+
+def run_aid(model, processor, dataset: Benchmark, *, adapter, limit: int | None = None, batch_size: int = 8,
+            out_dir=None, **options) -> dict:
+    """AID scene classification (GeoChat-Bench: 30 % of each class); accuracy overall and per class."""
+    return run_benchmark("aid", model, processor, dataset, adapter=adapter, limit=limit,
+                         batch_size=batch_size, out_dir=out_dir, **options)
+
+
+def run_lrben(model, processor, dataset: Benchmark, *, adapter, limit: int | None = None, batch_size: int = 8,
+              out_dir=None, **options) -> dict:
+    """RSVQA-LR (LRBEN); accuracy per type and the presence + comp + rural_urban micro-average."""
+    return run_benchmark("lrben", model, processor, dataset, adapter=adapter, limit=limit,
+                         batch_size=batch_size, out_dir=out_dir, **options)
+
+
+def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, limit: int | None = None,
+                  batch_size: int = 8, out_dir=None, max_new_tokens: int = 16, classification_prompt: str | None = None,
+                  vqa_prompt: str = VQA_PROMPT, normalize: str = "geochat", max_patches: int | None = None,
+                  seed: int = 0, progress: bool = True, shard: bool = True) -> dict:
+    """Ask, record and score one benchmark.
+
+    Args:
+        name: ``ucmerced`` | ``aid`` | ``lrben`` (names the output files).
+        dataset: the benchmark's items, from ``eval.readers`` or ``eval.geochat_bench``.
+        adapter: the model family's adapter module (``finetune.models.adapters.get_adapter``).
+        limit: ask at most this many questions (a seeded subset; see ``eval.readers.subset``).
+        out_dir: where predictions/results go; None keeps everything in memory (no resume).
+        classification_prompt: a template with ``{classes}``; None uses the benchmark's own prompt
+            text, else GeoChat's. ``vqa_prompt``: a template with ``{question}``.
+        normalize: headline metric normalisation, ``geochat`` or ``strict`` (both are reported).
+        shard: under ``accelerate launch``, split the questions across processes (every process must
+            call); False when only the main process calls (it then answers everything).
+
+    Returns:
+        The metrics (``score`` is the headline number) plus counts, repairs and timing.
+    """
+    from accelerate import PartialState
+
+    state = PartialState()
+    sharded = shard and state.num_processes > 1
+    items = subset(dataset.items, limit, seed)
+    questions = {item.question_id: build_question(item, dataset.task, dataset.classes, classification_prompt, vqa_prompt)
+                 for item in items}
+    pred_path = Path(out_dir) / f"{name}.predictions.jsonl" if out_dir is not None else None
+    done, dropped = _resume(pred_path, state, sharded)
+    todo = [item for item in items if item.question_id not in done]
+    resumed = len(items) - len(todo)
+    if resumed:
+        log.info("%s: resuming, %d of %d questions already answered", name, resumed, len(items))
+
+    start = time.perf_counter()
+    if sharded:
+        from accelerate.utils import gather_object
+
+        with state.split_between_processes(todo) as part:
+            rank_path = pred_path.with_name(f"{pred_path.stem}.rank{state.process_index}.jsonl") if pred_path else None
+            new_rows = _answer(name, model, processor, adapter, part, questions, batch_size, max_new_tokens,
+                               max_patches, rank_path, progress and state.is_main_process)
+        new_rows = gather_object(new_rows)
+        if pred_path is not None and state.is_main_process:
+            merge_rank_files(pred_path, [item.question_id for item in items])
+        state.wait_for_everyone()
+    else:
+        new_rows = _answer(name, model, processor, adapter, todo, questions, batch_size, max_new_tokens,
+                           max_patches, pred_path, progress)
+    elapsed = time.perf_counter() - start
+    done.update({row["question_id"]: row for row in new_rows})
+
+    result = score_rows(dataset.task, [done[item.question_id] for item in items], dataset.classes, normalize)
+    result.update({
+        "benchmark": name, "n_questions": len(items), "resumed_from": resumed, "dropped_partial_lines": dropped,
+        "generation_seconds": round(elapsed, 3), "questions_per_second": round(len(todo) / elapsed, 3) if elapsed else None,
+        "repairs": dict(dataset.repairs), "source": dataset.source, "prompt": _prompt_description(dataset, items, questions, vqa_prompt),
+        "normalize": normalize, "max_new_tokens": max_new_tokens, "batch_size": batch_size, "limit": limit,
+    })
+    if out_dir is not None and state.is_main_process:
+        _write_result(Path(out_dir), name, result)
+    return result
+
+
+def _resume(pred_path: Path | None, state, sharded: bool) -> tuple[dict[str, dict], int]:
+    """Rows already answered. The main process first folds per-rank files and drops lines a kill cut
+    short; then every process reads the same finished set (or the shards would disagree)."""
+    if pred_path is None:
+        return {}, 0
+    dropped = 0
+    if state.is_main_process:
+        done, dropped = read_all_predictions(pred_path)
+        if dropped or rank_files(pred_path):
+            merge_rank_files(pred_path, list(done))
+    if sharded:
+        state.wait_for_everyone()
+    done, _ = read_all_predictions(pred_path)
+    return done, dropped
+
+
+def _answer(name, model, processor, adapter, items: list[BenchItem], questions: dict[str, str], batch_size: int,
+            max_new_tokens: int, max_patches, pred_path: Path | None, show_progress: bool) -> list[dict]:
+    prompts = [adapter.generation_prompt(processor, questions[item.question_id], 1) for item in items]
+    batches = length_sorted_batches(prompt_lengths(processor, prompts), batch_size) if items else []
+    rows = []
+    handle = None
+    if pred_path is not None:
+        pred_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(pred_path, "a", encoding="utf-8")
+    try:
+        with tqdm(total=len(items), desc=f"eval {name}", unit="q", disable=not show_progress) as bar:
+            for batch in batches:
+                images = [[load_image(items[i].image_path)] for i in batch]
+                answers = generate_batch(model, processor, adapter, [prompts[i] for i in batch], images,
+                                         max_new_tokens=max_new_tokens, max_patches=max_patches)
+                batch_rows = [_row(items[i], questions[items[i].question_id], answer) for i, answer in zip(batch, answers, strict=True)]
+                if handle is not None:
+                    handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in batch_rows))
+                    handle.flush()
+                rows.extend(batch_rows)
+                bar.update(len(batch))
+    finally:
+        if handle is not None:
+            handle.close()
+    return rows
+
+
+def _row(item: BenchItem, question: str, answer: str) -> dict:
+    return {"question_id": item.question_id, "image": item.image_path, "question": question, "answer": answer,
+            "ground_truth": item.ground_truth, "category": item.category}
+
+
+def _prompt_description(dataset: Benchmark, items: list[BenchItem], questions: dict[str, str], vqa_prompt: str) -> str:
+    if dataset.task == "vqa":
+        return vqa_prompt
+    return questions[items[0].question_id] if items else ""
+
+
+def _write_result(out_dir: Path, name: str, result: dict) -> None:
+    if "confusion" in result:
+        from eval.plots import plot_confusion
+
+        png = out_dir / f"{name}.confusion.png"
+        plot_confusion(result["confusion"]["labels"], result["confusion"]["matrix"], png, title=f"{name}: {result['score']:.2f}%")
+        result["confusion_png"] = str(png)
+    atomic_write_json(out_dir / f"{name}.json", result)
+
+
+RUNNERS = {"ucmerced": run_ucmerced, "aid": run_aid, "lrben": run_lrben}

@@ -1,0 +1,111 @@
+"""Records → supervised samples (``SupervisedDataset``) → padded batches (``DataCollatorForVLM``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from finetune.models.adapters.supervision import IGNORE_INDEX, SkipSample
+
+
+class SupervisedDataset(torch.utils.data.Dataset):
+    """Training samples encoded on demand, with exact lengths known up front.
+
+    The constructor runs a *length pass*: each record is laid out with its images' sizes only (the
+    image header, no decoding, no tiling), which gives its exact token count, so the length-grouped
+    sampler has lengths before step 1 and over-long or malformed records are dropped and counted
+    before training starts. Pixels are computed in ``__getitem__`` (in DataLoader workers).
+
+    Attributes:
+        records: the records kept, in order.
+        lengths: their token counts (image tokens included).
+        skipped: ``{reason: count}`` of records dropped.
+        truncated: how many kept records were cut to ``max_length`` (text only).
+    """
+
+    def __init__(self, records, data, processor, adapter, model_cfg, max_length: int, too_long: str = "truncate",
+                 progress: bool = True):
+        if too_long not in ("truncate", "drop"):
+            raise ValueError(f"train.too_long: '{too_long}' is not one of truncate, drop")
+        self.data, self.processor, self.adapter, self.model_cfg = data, processor, adapter, model_cfg
+        self.max_length, self.too_long = int(max_length), too_long
+        self.records, self.lengths, self.skipped, self.truncated = [], [], Counter(), 0
+        for record in tqdm(records, desc="length pass", disable=not progress, mininterval=2):
+            try:
+                sizes = [self._image_size(record, i) for i in range(len(record.images))]
+                encoded = self._encode(record, sizes)
+            except SkipSample as skip:
+                self.skipped[skip.reason] += 1
+                continue
+            self.records.append(record)
+            self.lengths.append(len(encoded["input_ids"]))
+            self.truncated += bool(encoded["truncated"])
+
+    def _image_size(self, record, i: int) -> tuple[int, int]:
+        try:
+            with Image.open(self.data.image_path(record, i)) as image:
+                return image.size
+        except (OSError, ValueError) as err:
+            raise SkipSample("image_unreadable", f"record {record.id}: {err}") from err
+
+    def _encode(self, record, images) -> dict:
+        return self.adapter.encode_for_training(
+            self.processor, record, images, self.max_length, model_cfg=self.model_cfg, too_long=self.too_long
+        )
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        record = self.records[index]
+        images = [self.data.load_image(record, i) for i in range(len(record.images))]
+        encoded = self._encode(record, images)
+        sample = {k: v for k, v in encoded.items() if k != "truncated"}
+        sample["input_ids"] = torch.tensor(sample["input_ids"], dtype=torch.long)
+        sample["labels"] = torch.tensor(sample["labels"], dtype=torch.long)
+        return sample
+
+
+@dataclass
+class DataCollatorForVLM:
+    """Pads a list of samples into one batch (right padding: training only).
+
+    Input, per sample (dict):
+        ``input_ids``: LongTensor (L_i,); ``labels``: LongTensor (L_i,), ``-100`` where not supervised;
+        optional ``pixel_values``: FloatTensor (T_i, 3, H, W), one row per tile;
+        optional ``image_flags``: LongTensor (T_i,), 1 for a real tile, 0 for a text-only dummy tile.
+
+    Output (dict of tensors):
+        ``input_ids``: (B, L) padded with ``pad_token_id``, L = longest L_i (rounded up to
+        ``pad_to_multiple_of``); ``labels``: (B, L) padded with ``-100``; ``attention_mask``: (B, L),
+        1 on real tokens; ``pixel_values``: (sum T_i, 3, H, W), samples' tiles concatenated in order
+        (absent when no sample has any); ``image_flags``: (sum T_i,) concatenated (absent likewise).
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: Optional[int] = None
+
+    def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        longest = max(len(s["input_ids"]) for s in samples)
+        if self.pad_to_multiple_of:
+            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        batch = {
+            "input_ids": torch.full((len(samples), longest), self.pad_token_id, dtype=torch.long),
+            "labels": torch.full((len(samples), longest), IGNORE_INDEX, dtype=torch.long),
+            "attention_mask": torch.zeros((len(samples), longest), dtype=torch.long),
+        }
+        for row, sample in enumerate(samples):
+            n = len(sample["input_ids"])
+            batch["input_ids"][row, :n] = torch.as_tensor(sample["input_ids"])
+            batch["labels"][row, :n] = torch.as_tensor(sample["labels"])
+            batch["attention_mask"][row, :n] = 1
+        for key in ("pixel_values", "image_flags"):
+            parts = [s[key] for s in samples if s.get(key) is not None]
+            if parts:
+                batch[key] = torch.cat(parts, dim=0)
+        return batch

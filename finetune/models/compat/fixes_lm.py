@@ -1,0 +1,222 @@
+"""Fixes for remote causal language models (InternLM2, Phi-3 remote code) under transformers 5."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import torch
+
+from finetune.models.compat.base import CompatContext, Fix, is_patched, own_methods, source_of, wrap_method
+
+# ------------------------------------------------------------------------------ tied-weights keys
+
+
+class _TiedKeysToInputEmbeddings:
+    """Class attribute standing in for a legacy ``_tied_weights_keys`` list: on an instance it reads as the
+    transformers-5 dict ``{target: source}``, the source being the model's input-embedding weight."""
+
+    def __init__(self, keys):
+        self.keys = list(keys)
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return {key: key for key in self.keys}
+        embeddings = instance.get_input_embeddings()
+        source = next((f"{name}.weight" for name, module in instance.named_modules() if module is embeddings), None)
+        return {key: source for key in self.keys} if source else {}
+
+
+def _detect_tied_keys_list(ctx: CompatContext) -> list:
+    return [cls for cls in ctx.classes() if isinstance(vars(cls).get("_tied_weights_keys"), (list, tuple))]
+
+
+def fix_tied_weights_keys_list(ctx: CompatContext, cls: type) -> None:
+    """``_tied_weights_keys`` declared as a list: transformers >= 5.0 expects a ``{target: source}`` dict and
+    ``save_pretrained`` (and tying) fail with "'list' object has no attribute 'keys'"."""
+    cls._tied_weights_keys = _TiedKeysToInputEmbeddings(vars(cls)["_tied_weights_keys"])
+
+
+# ------------------------------------------------------------------------------ GenerationMixin
+
+
+def _detect_missing_generation_mixin(ctx: CompatContext) -> list:
+    from transformers import GenerationMixin, PreTrainedModel
+
+    return [
+        cls
+        for cls in ctx.classes()
+        if issubclass(cls, PreTrainedModel)
+        and "prepare_inputs_for_generation" in vars(cls)
+        and not issubclass(cls, GenerationMixin)
+    ]
+
+
+def fix_missing_generation_mixin(ctx: CompatContext, cls: type) -> None:
+    """The class defines ``prepare_inputs_for_generation`` but has no ``generate``: since transformers 4.50
+    ``PreTrainedModel`` no longer inherits ``GenerationMixin``, and the auto class only adds it to the
+    top-level class (a nested language model, e.g. ``InternVLChatModel.language_model``, stays without)."""
+    from transformers import GenerationMixin
+
+    cls.__bases__ = (*cls.__bases__, GenerationMixin)
+
+
+# ------------------------------------------------------------------------------ rotary buffers
+
+
+def _rotary_modules(model) -> list:
+    return [
+        m
+        for m in model.modules()
+        if "inv_freq" in getattr(m, "_non_persistent_buffers_set", ())
+        and isinstance(getattr(m, "inv_freq", None), torch.Tensor)
+        and hasattr(m, "dim")
+        and hasattr(m, "base")
+    ]
+
+
+def _expected_inv_freq(module) -> torch.Tensor:
+    exponent = torch.arange(0, module.dim, 2, dtype=torch.int64, device=module.inv_freq.device).float() / module.dim
+    return (1.0 / (module.base**exponent)).to(module.inv_freq.dtype)
+
+
+def _rotary_state(module) -> dict:
+    return {n: b.clone() for n, b in module.named_buffers(recurse=False) if n in ("inv_freq", "cos_cached", "sin_cached")}
+
+
+def _recompute_rotary(module) -> None:
+    module.inv_freq = _expected_inv_freq(module)
+    if hasattr(module, "_set_cos_sin_cache") and hasattr(module, "max_seq_len_cached"):
+        dtype = module.cos_cached.dtype if isinstance(getattr(module, "cos_cached", None), torch.Tensor) else torch.float32
+        module._set_cos_sin_cache(seq_len=module.max_seq_len_cached, device=module.inv_freq.device, dtype=dtype)
+
+
+def _detect_rotary_garbage(ctx: CompatContext) -> list:
+    broken = []
+    for module in _rotary_modules(ctx.model):
+        before = _rotary_state(module)
+        with torch.no_grad():
+            _recompute_rotary(module)
+        after = _rotary_state(module)
+        for name, value in before.items():
+            setattr(module, name, value)
+        if any(not torch.equal(before[n], after[n]) for n in before if n in after):
+            broken.append(module)
+    return broken
+
+
+@torch.no_grad()
+def fix_rotary_buffers_after_meta_init(ctx: CompatContext, module) -> None:
+    """Rotary ``inv_freq``/``cos_cached``/``sin_cached`` are non-persistent buffers computed in ``__init__``:
+    transformers >= 5.0 builds the model on the meta device and re-creates them uninitialised, so they hold
+    garbage and the loss is NaN with no error. Recompute them from ``dim``/``base`` after loading."""
+    _recompute_rotary(module)
+
+
+# ------------------------------------------------------------------------------ legacy tuple KV cache
+
+
+def _to_legacy(cache):
+    """A transformers ``Cache`` as the legacy tuple of per-layer ``(key, value)``; None when empty."""
+    from transformers.cache_utils import Cache
+
+    if not isinstance(cache, Cache):
+        return cache
+    if cache.get_seq_length() == 0:
+        return None
+    return tuple((layer.keys, layer.values) for layer in cache.layers)
+
+
+def _from_legacy(past):
+    from transformers.cache_utils import Cache, DynamicCache
+
+    if past is None or isinstance(past, Cache):
+        return past
+    cache = DynamicCache()
+    for idx, (key, value) in enumerate(past):
+        cache.update(key, value, idx)
+    return cache
+
+
+def _detect_tuple_cache(ctx: CompatContext) -> list:
+    return [
+        cls
+        for cls in ctx.classes()
+        if "prepare_inputs_for_generation" in vars(cls)
+        and re.search(r"past_key_values\[0\]\[0\]", source_of(cls))
+        and not is_patched(vars(cls)["prepare_inputs_for_generation"], "legacy_tuple_kv_cache")
+    ]
+
+
+def fix_legacy_tuple_kv_cache(ctx: CompatContext, cls: type) -> None:
+    """The model indexes ``past_key_values[i][0]`` like the legacy tuple cache, while ``generate`` in
+    transformers >= 4.56 (and 5.x, where ``DynamicCache`` is no longer subscriptable) passes a ``Cache``:
+    convert at the boundary (Cache -> tuple into the remote code, tuple -> DynamicCache out of it)."""
+
+    def prepare_wrapper(original):
+        def prepare_inputs_for_generation(self, input_ids, past_key_values=None, **kwargs):
+            inputs = original(self, input_ids, past_key_values=_to_legacy(past_key_values), **kwargs)
+            if "past_key_values" in inputs:
+                inputs["past_key_values"] = past_key_values if inputs["past_key_values"] is not None else None
+            return inputs
+
+        return prepare_inputs_for_generation
+
+    def forward_wrapper(original):
+        signature = inspect.signature(original)
+
+        def forward(self, *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            given = bound.arguments.get("past_key_values")
+            if given is not None:
+                bound.arguments["past_key_values"] = _to_legacy(given)
+            outputs = original(*bound.args, **bound.kwargs)
+            if getattr(outputs, "past_key_values", None) is not None:
+                outputs.past_key_values = _from_legacy(outputs.past_key_values)
+            return outputs
+
+        return forward
+
+    wrap_method(cls, "prepare_inputs_for_generation", "legacy_tuple_kv_cache", prepare_wrapper)
+    wrap_method(cls, "forward", "legacy_tuple_kv_cache", forward_wrapper)
+
+
+# ------------------------------------------------------------------------------ generation position_ids
+
+
+def _detect_unsliced_position_ids(ctx: CompatContext) -> list:
+    found = []
+    for cls in ctx.classes():
+        for name, func in own_methods(cls, r"""kwargs\.get\(\s*['"]position_ids['"]"""):
+            if name == "prepare_inputs_for_generation" and not is_patched(func, "generation_position_ids"):
+                found.append(cls)
+    return found
+
+
+def fix_generation_position_ids(ctx: CompatContext, cls: type) -> None:
+    """``prepare_inputs_for_generation`` slices ``input_ids`` to the new tokens but passes a given
+    ``position_ids`` through whole; ``generate`` in transformers >= 4.56/5.x passes full-length
+    ``position_ids`` at every step, so cached decoding indexes the wrong rotary rows (shape error or
+    wrong tokens). Keep the last ``n`` positions, ``n`` being the number of new tokens."""
+
+    def prepare_wrapper(original):
+        def prepare_inputs_for_generation(self, *args, **kwargs):
+            inputs = original(self, *args, **kwargs)
+            positions = inputs.get("position_ids")
+            new = inputs.get("input_ids") if inputs.get("input_ids") is not None else inputs.get("inputs_embeds")
+            if positions is not None and new is not None and positions.shape[-1] > new.shape[1]:
+                inputs["position_ids"] = positions[..., -new.shape[1] :]
+            return inputs
+
+        return prepare_inputs_for_generation
+
+    wrap_method(cls, "prepare_inputs_for_generation", "generation_position_ids", prepare_wrapper)
+
+
+LM_FIXES = [
+    Fix("tied_weights_keys_list", "class", "transformers>=5.0", _detect_tied_keys_list, fix_tied_weights_keys_list),
+    Fix("missing_generation_mixin", "class", "transformers>=4.50", _detect_missing_generation_mixin, fix_missing_generation_mixin),
+    Fix("legacy_tuple_kv_cache", "class", "transformers>=4.56", _detect_tuple_cache, fix_legacy_tuple_kv_cache),
+    Fix("generation_position_ids", "class", "transformers>=4.56", _detect_unsliced_position_ids, fix_generation_position_ids),
+    Fix("rotary_buffers_after_meta_init", "model", "transformers>=5.0", _detect_rotary_garbage, fix_rotary_buffers_after_meta_init),
+]

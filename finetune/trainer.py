@@ -1,0 +1,51 @@
+"""geotune's ``Trainer``: HF's, with the length-grouped sampler, adapter-driven forward and token counts."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from transformers import Trainer
+
+from finetune.sampler import LengthGroupedSampler
+
+
+class GeoTrainer(Trainer):
+    """HF ``Trainer`` overriding only what it must.
+
+    - ``_get_train_sampler``: our ``LengthGroupedSampler`` on the dataset's precomputed lengths (HF's
+      would encode every sample, images included, to measure it).
+    - ``compute_loss``: counts real vs padded tokens (throughput and padding share in the summary),
+      and calls the adapter's ``forward_for_training`` when the family needs its own forward
+      (XComposer2 builds image embeddings and ``im_mask`` itself).
+    """
+
+    def __init__(self, *args, adapter=None, length_grouped: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adapter = adapter
+        self.length_grouped = length_grouped
+        self.token_counts = {"tokens": 0, "slots": 0, "samples": 0}
+        if getattr(adapter, "forward_for_training", None) is not None:
+            # Our forward returns a mean loss; HF would skip its grad-accum division for a model whose
+            # forward takes **kwargs (it assumes a sum normalised by num_items_in_batch).
+            self.model_accepts_loss_kwargs = False
+
+    def _get_train_sampler(self, train_dataset=None) -> Optional[torch.utils.data.Sampler]:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        lengths = getattr(dataset, "lengths", None)
+        if not self.length_grouped or lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        group = self.args.per_device_train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(lengths, group, seed=self.args.data_seed or self.args.seed)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mask = inputs.get("attention_mask")
+        if mask is not None and model.training:
+            self.token_counts["tokens"] += int(mask.sum())
+            self.token_counts["slots"] += mask.numel()
+            self.token_counts["samples"] += mask.shape[0]
+        forward = getattr(self.adapter, "forward_for_training", None)
+        if forward is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = forward(model, inputs)
+        return (outputs.loss, outputs) if return_outputs else outputs.loss

@@ -1,0 +1,70 @@
+"""Adaptive-shift selection (arXiv 2409.13345): two stages of truncation.
+
+Stage 1 clusters the features (``MiniBatchKMeans`` by default). Stage 2 keeps, in every cluster, a
+share of the budget proportional to the cluster's size (largest-remainder rounding, so the total is
+exact), choosing inside the cluster by the shift ``||phi(x) - phi(x~)||`` between the model's
+embedding of a sample and of its perturbed copy (computed by ``selection.signals.shift_scores``).
+
+``prefer`` (unpublished in the paper) is ``high`` for now: the paper keeps samples "with high
+generalization potential", read here as the samples the model's embedding moves most under a
+perturbation. The default is to be confirmed by the end-to-end SynthRS measurement.
+``perturbation`` (e.g. ``image:gaussian_noise(sigma=0.05)``) and ``distance`` (``l2`` | ``cosine``) are
+passed to ``selection.signals.shift_scores`` by the pipeline when set (None: its defaults).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from selection.budget import (
+    Selection,
+    SelectionInputs,
+    finish_selection,
+    largest_remainder,
+    order_by_score,
+    resolve_budget,
+    selector,
+)
+from selection.cluster import cluster_features, members_by_cluster, resolve_clusters
+
+
+def keep_per_cluster(labels: np.ndarray, k: int, scores: np.ndarray, total: int, prefer: str) -> Selection:
+    """Keep ``total`` records, each cluster its size-proportional share, best ``scores`` first.
+
+    Args:
+        labels: ``(n,)`` cluster of every record.
+        k: number of clusters.
+        scores: ``(n,)`` score of every record (the shift).
+        total: exact number to keep.
+        prefer: ``high`` | ``low`` | ``middle`` (closest to the cluster's median).
+    """
+    members = members_by_cluster(np.asarray(labels), k)
+    sizes = np.array([len(m) for m in members], dtype=np.int64)
+    counts = largest_remainder(sizes, total, caps=sizes)
+    kept, cluster, score, rank = [], [], [], []
+    for c in np.flatnonzero(counts):
+        idx = members[c]
+        chosen = idx[order_by_score(scores[idx], prefer)[: counts[c]]]
+        kept.append(chosen)
+        cluster.append(np.full(len(chosen), c))
+        score.append(scores[chosen])
+        rank.append(np.arange(len(chosen)))
+    cat = (lambda parts: np.concatenate(parts)) if kept else (lambda parts: np.zeros(0))
+    return finish_selection(cat(kept), cat(cluster), cat(score), cat(rank), labels, scores, {"clusters": k})
+
+
+@selector("adaptive_shift", needs=("features", "shift"), prefer="high", perturbation=None, distance=None)
+def select_adaptive_shift(inputs: SelectionInputs, options: dict[str, Any]) -> Selection:
+    """Cluster the features, then keep each cluster's share by shift (``prefer`` high|low|middle)."""
+    features = inputs.require_features()
+    shift = inputs.signal("shift")
+    total = resolve_budget(inputs.budget, inputs.n)
+    order_by_score(np.zeros(0), options["prefer"])  # validate before the (long) clustering
+    k = resolve_clusters(inputs.clusters, inputs.n)
+    method = "minibatch" if inputs.cluster_method == "auto" else inputs.cluster_method
+    clustering = cluster_features(features, k, seed=inputs.seed, method=method)
+    selection = keep_per_cluster(clustering.labels, k, shift, total, options["prefer"])
+    selection.info.update(cluster_method=method, prefer=options["prefer"])
+    return selection

@@ -1,0 +1,203 @@
+"""Turning records into model batches: chat text, images, length-sorted batches, decoder-layer lookup.
+
+A sample's text is the adapter's chat prompt for the *first* human turn (its ``<image>`` placeholders
+removed and re-inserted by the adapter, one per image) followed by the *first* answer and the
+tokenizer's end-of-turn token. Later turns of multi-turn conversations are not seen by the feature
+and signal models: a deliberate simplification (GeoChat's multi-turn records keep one image, and the
+first exchange names the task), documented in docs/selection.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from finetune.data.records import IMAGE_TOKEN
+
+# Where decoder layers live in the model families geotune loads (HF-native InternVL/LLaVA/Qwen2-VL,
+# plain causal LMs, and the same under a peft wrapper). Add a path here for a new family.
+DECODER_LAYER_PATHS = (
+    "model.language_model.layers",
+    "language_model.model.layers",
+    "language_model.layers",
+    "model.layers",
+    "model.model.language_model.layers",
+    "base_model.model.model.language_model.layers",
+    "model.model.layers",
+)
+
+_PLACEHOLDER = re.compile(r"\s*" + re.escape(IMAGE_TOKEN) + r"\s*")
+
+
+@dataclass
+class Sample:
+    """What a model sees of one record: the question (no placeholders), the answer and the images."""
+
+    question: str
+    answer: str
+    images: list = field(default_factory=list)
+
+
+def strip_placeholders(text: str) -> str:
+    """The text without ``<image>`` placeholders (the adapter puts its own image tokens back)."""
+    return _PLACEHOLDER.sub(" ", text).strip()
+
+
+def sample_from_record(record, data) -> Sample:
+    """Load a record's images (``data.load_image``) and take its first question and answer."""
+    images = [data.load_image(record, i) for i in range(len(record.images))]
+    return Sample(strip_placeholders(record.prompt), record.answer, images)
+
+
+def length_key(record) -> tuple[int, int]:
+    """Sort key that predicts token count: images first (each adds a fixed token block), then characters."""
+    return (len(record.images), len(record.prompt) + len(record.answer))
+
+
+def batches_by_length(lengths: Sequence, batch_size: int) -> Iterator[list[int]]:
+    """Index batches in descending length order, so each batch pads to similar lengths.
+
+    Callers write results back by these indices, which restores record order. Descending order puts
+    the largest batch first, so an out-of-memory batch fails at once rather than at the end.
+    """
+    if batch_size < 1:
+        raise ValueError(f"selection.features.batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], -i), reverse=True)
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def find_decoder_layers(model) -> torch.nn.ModuleList:
+    """The language model's decoder layers, looked up along :data:`DECODER_LAYER_PATHS`."""
+    for path in DECODER_LAYER_PATHS:
+        obj = model
+        for name in path.split("."):
+            obj = getattr(obj, name, None)
+            if obj is None:
+                break
+        if isinstance(obj, torch.nn.ModuleList) and len(obj) > 0:
+            return obj
+    raise ValueError(
+        f"cannot find the decoder layers of {type(model).__name__}: none of {', '.join(DECODER_LAYER_PATHS)} "
+        "is a ModuleList; add this family's path to DECODER_LAYER_PATHS in selection/features/inputs.py"
+    )
+
+
+def resolve_layers(layers: Sequence[int], depth: int, key: str = "selection.features.layers") -> list[int]:
+    """Check layer indices against the model depth; negative indices count from the end (-1: last)."""
+    if not layers:
+        raise ValueError(f"{key}: empty; list at least one decoder layer index")
+    resolved = []
+    for layer in layers:
+        index = layer + depth if layer < 0 else layer
+        if not 0 <= index < depth:
+            raise ValueError(
+                f"{key}: layer {layer} does not exist, the model has {depth} decoder layers "
+                f"(valid: 0..{depth - 1} or -{depth}..-1); set {key} to layers of this model"
+            )
+        resolved.append(index)
+    return resolved
+
+
+def with_path(model_cfg, path: Optional[str]):
+    """A copy of ``model_cfg`` that loads from ``path`` (unchanged when ``path`` is None)."""
+    if path is None or str(path) == str(model_cfg.path):
+        return model_cfg
+    cfg = copy.deepcopy(model_cfg)
+    cfg.path = str(path)
+    return cfg
+
+
+class ModelRunner:
+    """A loaded adapter model that encodes samples into batches and runs them (inference only).
+
+    Args:
+        model_cfg: ``model`` recipe section (``path``, ``adapter``, ``dtype``, ...).
+        max_patches: tiles per image (1: one tile, the cheapest; features do not need dynamic tiling).
+    """
+
+    def __init__(self, model_cfg, max_patches: int = 1):
+        from accelerate import PartialState
+
+        from finetune.models.adapters import get_adapter
+
+        self.adapter = get_adapter(model_cfg.adapter)
+        self.model, self.processor = self.adapter.load(model_cfg)
+        self.device = PartialState().device
+        self.model.to(self.device).eval()
+        self.max_patches = max_patches
+        self.image_token_id = self.adapter.image_token_id(self.model)
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer = tokenizer
+        # The assistant turn ends with the tokenizer's end-of-turn (eos) token in every chat template
+        # geotune supports; the loss signals supervise it as part of the answer.
+        self.end_of_turn = tokenizer.eos_token or ""
+
+    def texts(self, samples: Sequence[Sample], with_answer: bool = True) -> list[str]:
+        texts = []
+        for sample in samples:
+            prompt = self.adapter.generation_prompt(self.processor, sample.question, len(sample.images))
+            texts.append(prompt + sample.answer + self.end_of_turn if with_answer else prompt)
+        return texts
+
+    def encode(self, samples: Sequence[Sample], with_answer: bool = True):
+        """A left-padded batch on the model's device, pixel values in the model's dtype."""
+        batch = self.adapter.encode(
+            self.processor,
+            self.texts(samples, with_answer),
+            [list(s.images) for s in samples],
+            max_patches=self.max_patches if self.max_patches > 1 else None,
+        )
+        batch = batch.to(self.device)
+        if "pixel_values" in batch:
+            batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+        return batch
+
+    def answer_lengths(self, samples: Sequence[Sample]) -> list[int]:
+        """Tokens of each answer + end-of-turn, i.e. how many trailing tokens of a sample are supervised."""
+        tails = [s.answer + self.end_of_turn for s in samples]
+        return [len(ids) for ids in self.tokenizer(tails, add_special_tokens=False)["input_ids"]]
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden`` (B, T, H) over positions where ``mask`` (B, T) is true; zeros where none.
+
+    Selects with ``where`` rather than multiplying, so NaN/inf in padded positions cannot leak in.
+    """
+    mask3 = mask.unsqueeze(-1)
+    total = torch.where(mask3, hidden.float(), torch.zeros((), device=hidden.device)).sum(dim=1)
+    return total / mask.sum(dim=1, keepdim=True).clamp(min=1)
+
+
+def l2_normalise(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x, dim=-1, eps=1e-12)
+
+
+def nan_rows(array: np.ndarray) -> np.ndarray:
+    """Boolean per row: any NaN/inf."""
+    return ~np.isfinite(array).all(axis=tuple(range(1, array.ndim)))
+
+
+def encode_in_length_order(records, data, batch_size: int, features) -> tuple[np.ndarray, dict[str, int]]:
+    """Run ``features(samples) -> (tensor (B, D), stats)`` over records in length-sorted batches.
+
+    Returns rows in record order (float32, non-finite rows zeroed and counted as ``nan_rows``) and
+    the summed stats.
+    """
+    out, totals = None, {}
+    for idx in batches_by_length([length_key(r) for r in records], batch_size):
+        rows, stats = features([sample_from_record(records[i], data) for i in idx])
+        rows = rows.float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(records), rows.shape[1]), dtype=np.float32)
+        out[idx] = rows
+        for key, value in stats.items():
+            totals[key] = totals.get(key, 0) + value
+    bad = nan_rows(out)
+    out[bad] = np.nan_to_num(out[bad], nan=0.0, posinf=0.0, neginf=0.0)
+    return out, {**totals, "nan_rows": int(bad.sum())}

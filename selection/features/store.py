@@ -1,0 +1,174 @@
+"""On-disk sharded arrays: cache keys, atomic shards with done-markers, resume, merge into one memmap.
+
+Layout of one cache entry (``<cache_root>/<name>-<key>/``)::
+
+    shards/shard-00000.npy    rows [0, shard_size) — written to a tmp file, then ``os.replace``d
+    shards/shard-00000.done   JSON stats of that shard; written after the .npy, so it marks it complete
+    values.npy                all rows merged (memory-mappable ``.npy``); its presence = entry complete
+    report.json               summed shard stats + timings
+
+A killed run leaves complete shards behind (a shard without its ``.done`` is recomputed), so the next
+call computes only the missing ones. Under ``accelerate launch`` process ``p`` computes shards
+``k % num_processes == p``; after a barrier the main process merges, then everyone opens the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Weight files whose size and mtime identify a checkpoint's content without hashing gigabytes.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """A short stable hash of JSON-serialisable parts (sorted keys)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def data_fingerprint(records, data) -> str:
+    """Hash of every record's id and resolved image paths, in order (row i = records[i])."""
+    digest = hashlib.sha256()
+    image_path = getattr(data, "image_path", None)
+    for record in records:
+        digest.update(record.id.encode() + b"\0")
+        for i, rel in enumerate(record.images):
+            path = image_path(record, i) if image_path is not None else rel
+            digest.update(str(path).encode() + b"\1")
+        digest.update(b"\2")
+    return digest.hexdigest()
+
+
+def model_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
+    """Resolved path plus size/mtime of config.json and the weight files (a changed checkpoint = new key)."""
+    root = Path(path).resolve()
+    files = {}
+    for item in sorted(root.rglob("*")) if root.is_dir() else []:
+        if item.name == "config.json" or item.suffix in _WEIGHT_SUFFIXES:
+            stat = item.stat()
+            files[str(item.relative_to(root))] = [stat.st_size, int(stat.st_mtime_ns)]
+    return {"path": str(root), "files": files}
+
+
+def _state():
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
+    """``[(lo, hi), ...]`` covering ``range(n)`` in shards of ``shard_size`` rows."""
+    if shard_size < 1:
+        raise ValueError(f"selection.features.shard_size must be >= 1, got {shard_size}")
+    return [(lo, min(lo + shard_size, n)) for lo in range(0, n, shard_size)]
+
+
+def run_sharded(
+    entry: Path,
+    n: int,
+    shard_size: int,
+    compute: Callable[[int, int], tuple[np.ndarray, dict[str, int]]],
+    *,
+    dtype: str = "float16",
+    desc: str = "shards",
+    on_shard_done: Optional[Callable[[int], None]] = None,
+    meta: Optional[dict[str, Any]] = None,
+) -> np.memmap:
+    """Compute the missing shards of a cache entry, merge them, and memory-map the result.
+
+    Args:
+        entry: the cache entry folder (its name should carry the cache key).
+        n: number of rows.
+        shard_size: rows per shard.
+        compute: ``compute(lo, hi) -> (rows (hi-lo, D), stats)``; stats are integer counters
+            (e.g. ``{"nan_rows": 2}``) summed into ``report.json``.
+        dtype: on-disk dtype of the rows.
+        desc: progress-bar label.
+        on_shard_done: called with the shard index after each shard this call computed and stored
+            (tests raise from it to simulate a kill).
+        meta: extra fields for ``report.json``.
+
+    Returns:
+        ``values.npy`` opened read-only as a memmap of shape (n, D).
+    """
+    from tqdm.auto import tqdm
+
+    final = entry / "values.npy"
+    if final.exists():
+        return np.load(final, mmap_mode="r")
+    if n == 0:
+        raise ValueError("no records to compute features for (the record list is empty)")
+    state = _state()
+    shards = entry / "shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    ranges = shard_ranges(n, shard_size)
+    mine = [k for k in range(len(ranges)) if k % state.num_processes == state.process_index]
+    todo = [k for k in mine if not (shards / f"shard-{k:05d}.done").exists()]
+    if len(todo) < len(mine):
+        log.info("%s: resuming, %d of %d shards already done", entry.name, len(mine) - len(todo), len(mine))
+    start = time.perf_counter()
+    for k in tqdm(todo, desc=desc, unit="shard", disable=not state.is_local_main_process or not todo):
+        lo, hi = ranges[k]
+        rows, stats = compute(lo, hi)
+        if rows.shape[0] != hi - lo:
+            raise RuntimeError(f"shard {k}: computed {rows.shape[0]} rows for records [{lo}, {hi})")
+        _atomic_save(shards / f"shard-{k:05d}.npy", np.ascontiguousarray(rows, dtype=dtype))
+        _atomic_write_json(shards / f"shard-{k:05d}.done", {"rows": hi - lo, **stats, "seconds": time.perf_counter() - start})
+        if on_shard_done is not None:
+            on_shard_done(k)
+    state.wait_for_everyone()
+    if state.is_main_process and not final.exists():
+        _merge(entry, ranges, dtype, {"computed_shards_main": len(todo), **(meta or {})})
+    state.wait_for_everyone()
+    return np.load(final, mmap_mode="r")
+
+
+def _merge(entry: Path, ranges: list[tuple[int, int]], dtype: str, meta: dict[str, Any]) -> None:
+    shards = entry / "shards"
+    first = np.load(shards / "shard-00000.npy", mmap_mode="r")
+    n = ranges[-1][1]
+    tmp = entry / f"values.tmp{os.getpid()}.npy"
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, *first.shape[1:]))
+    totals: dict[str, float] = {}
+    for k, (lo, hi) in enumerate(ranges):
+        done = shards / f"shard-{k:05d}.done"
+        if not done.exists():
+            raise RuntimeError(f"{entry}: shard {k} is missing after all processes finished; rerun to resume")
+        out[lo:hi] = np.load(shards / f"shard-{k:05d}.npy", mmap_mode="r")
+        for key, value in json.loads(done.read_text()).items():
+            if key != "seconds":
+                totals[key] = totals.get(key, 0) + value
+    out.flush()
+    del out
+    _atomic_write_json(entry / "report.json", {**meta, **totals, "shards": len(ranges), "dim": list(first.shape[1:])})
+    os.replace(tmp, entry / "values.npy")
+    # The merged file now holds every row; the shards are only needed to resume an unfinished run.
+    shutil.rmtree(shards, ignore_errors=True)
+
+
+def load_report(values: np.memmap) -> dict[str, Any]:
+    """The ``report.json`` beside a merged array returned by :func:`run_sharded`."""
+    return json.loads((Path(values.filename).parent / "report.json").read_text())

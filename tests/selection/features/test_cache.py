@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from selection.features import extract_features, feature_cache_entry, load_report
+from selection.features.store import run_sharded, shard_ranges
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def test_run_sharded_merges_in_order_and_sums_stats(tmp_path):
+    calls = []
+
+    def compute(lo, hi):
+        calls.append((lo, hi))
+        return np.arange(lo, hi, dtype=np.float32)[:, None] * [1, 2], {"odd": sum(i % 2 for i in range(lo, hi))}
+
+    out = run_sharded(tmp_path / "e", 7, 3, compute)
+    assert calls == [(0, 3), (3, 6), (6, 7)] == shard_ranges(7, 3)
+    assert isinstance(out, np.memmap) and out.dtype == np.float16
+    assert out[:, 1].tolist() == [0, 2, 4, 6, 8, 10, 12]
+    report = load_report(out)
+    assert report["odd"] == 3 and report["rows"] == 7 and report["shards"] == 3
+    assert not (tmp_path / "e" / "shards").exists()
+
+
+def test_resume_after_kill_computes_only_remaining_shards(pool, model_cfg, features_cfg, tmp_path):
+    records, data = pool  # 10 records, shard_size 4 -> shards 0, 1, 2
+    cfg = features_cfg("reference", layers=[0, 1])
+    uninterrupted = np.array(extract_features(records, data, cfg, model_cfg, tmp_path / "a"))
+
+    def kill_after_shard_1(k):
+        if k == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        extract_features(records, data, cfg, model_cfg, tmp_path / "b", on_shard_done=kill_after_shard_1)
+    entry = feature_cache_entry(records, data, cfg, model_cfg, tmp_path / "b")
+    assert sorted(p.name for p in (entry / "shards").glob("*.done")) == ["shard-00000.done", "shard-00001.done"]
+
+    computed = []
+    resumed = extract_features(records, data, cfg, model_cfg, tmp_path / "b", on_shard_done=computed.append)
+    assert computed == [2]
+    assert np.array_equal(np.array(resumed), uninterrupted)
+
+
+def test_second_call_is_a_cache_hit(pool, model_cfg, features_cfg, tmp_path):
+    records, data = pool
+    cfg = features_cfg("target", layers=[0, 1])
+    first = np.array(extract_features(records, data, cfg, model_cfg, tmp_path))
+    computed = []
+    second = extract_features(records, data, cfg, model_cfg, tmp_path, on_shard_done=computed.append)
+    assert computed == [] and np.array_equal(first, second)
+    # a different record set is a different cache entry
+    other = extract_features(records[:5], data, cfg, model_cfg, tmp_path, on_shard_done=computed.append)
+    assert computed == [0, 1] and np.array_equal(np.array(other), first[:5])
+
+
+@pytest.mark.parametrize("backend", ["reference", "target"])
+def test_batched_equals_per_sample(pool, model_cfg, features_cfg, tmp_path, backend):
+    records, data = pool
+    batched = extract_features(records, data, features_cfg(backend, batch_size=8), model_cfg, tmp_path / "a")
+    single = extract_features(records, data, features_cfg(backend, batch_size=1), model_cfg, tmp_path / "b")
+    np.testing.assert_allclose(batched.astype(np.float32), single.astype(np.float32), atol=2e-3)
