@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from eval.geochat_bench import default_bench_file, read_geochat_bench
 from eval.predictions import atomic_write_json
-from eval.readers import Benchmark, read_aid, read_lrben, read_ucmerced, rsvqa_dir
+from eval.readers import Benchmark, read_aid, read_lrben, read_ucmerced
 from eval.runners import RUNNERS
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def load_benchmark(name: str, eval_cfg) -> Benchmark:
     limit, seed = eval_cfg.limit, eval_cfg.seed
     bench_dir = eval_cfg.get("geochat_bench_dir")
     if bench_dir and default_bench_file(bench_dir, name).exists():
-        return read_geochat_bench(default_bench_file(bench_dir, name), name, _image_root(name, Path(root)),
+        return read_geochat_bench(default_bench_file(bench_dir, name), name, root,
                                   rsvqa_root=root if name == "lrben" else None, split=eval_cfg.lrben_split,
                                   limit=limit, seed=seed)
     if name == "ucmerced":
@@ -46,14 +46,6 @@ def load_benchmark(name: str, eval_cfg) -> Benchmark:
     if name == "aid":
         return read_aid(root, limit=limit, seed=seed, fraction=eval_cfg.aid_fraction)
     return read_lrben(root, split=eval_cfg.lrben_split, limit=limit, seed=seed)
-
-
-def _image_root(name: str, root: Path) -> Path:
-    if name == "ucmerced":
-        return root / "UCMerced_LandUse" / "Images" if (root / "UCMerced_LandUse").is_dir() else root
-    if name == "aid":
-        return root / "AID" if (root / "AID").is_dir() else root
-    return rsvqa_dir(root)
 
 
 def load_checkpoint(cfg, checkpoint_dir: str | Path):

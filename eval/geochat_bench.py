@@ -75,17 +75,20 @@ def match_class(ground_truth: str, classes) -> tuple[str | None, list[str]]:
     return None, []
 
 
+_IMAGE_SUBDIRS = {"ucmerced": ("Images", "UCMerced_LandUse/Images"), "aid": ("AID",), "lrben": ("Images_LR", "RSVQA_LR/Images_LR")}
+
+
 def _resolve_image(image: str, image_root: Path, bench: str, repairs: Counter) -> Path | None:
-    candidates = [image_root / image]
-    if bench == "lrben":
-        candidates.append(image_root / "Images_LR" / image)
-    if bench == "ucmerced":
-        candidates.append(image_root / "Images" / image)
-        name = Path(image).name  # a bare "river07.tif": the class is the name without its number
-        candidates.append(image_root / "Images" / re.sub(r"\d+$", "", Path(name).stem) / name)
+    """The image file a row names, relative to the image root or the layout's folders under it."""
+    bases = [image_root] + [image_root / sub for sub in _IMAGE_SUBDIRS[bench]]
+    candidates = [base / image for base in bases]
+    if bench == "ucmerced":  # a bare "river07.tif": the class is the name without its number
+        name = Path(image).name
+        candidates += [base / re.sub(r"\d+$", "", Path(name).stem) / name for base in bases]
     for path in candidates:
         if path.exists():
             return path
+    for path in candidates:
         if path.suffix.lower() == ".png" and path.with_suffix(".jpg").exists():
             repairs["image_png_to_jpg"] += 1
             return path.with_suffix(".jpg")
@@ -107,7 +110,7 @@ def read_geochat_bench(
         path: ``UCmerced.jsonl``, ``aid.jsonl`` or ``lrben.jsonl``.
         bench: ``ucmerced`` | ``aid`` | ``lrben``.
         image_root: the folder the ``image`` paths are relative to (``UCMerced_LandUse/Images``,
-            ``AID`` or ``RSVQA_LR/Images_LR``; their parents work too).
+            ``AID`` or ``RSVQA_LR/Images_LR``), or a folder above them in the layout.
         rsvqa_root: RSVQA-LR folder whose ``LR_split_<split>_answers.json`` rebuilds lrben's ground
             truth (default: ``image_root``).
     """

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
@@ -88,7 +89,7 @@ class DataCollatorForVLM:
     """
 
     pad_token_id: int
-    pad_to_multiple_of: Optional[int] = None
+    pad_to_multiple_of: int | None = None
 
     def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         longest = max(len(s["input_ids"]) for s in samples)

@@ -13,7 +13,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -115,8 +114,9 @@ def _summed(trainer, values: list[int]) -> list[int]:
     return [int(v) for v in trainer.accelerator.reduce(tensor, reduction="sum").tolist()]
 
 
-def summarize(trainer, dataset, records, data, seconds: float, resumed_from: Optional[str]) -> dict:
+def summarize(trainer, seconds: float, resumed_from: str | None) -> dict:
     """What ``train_summary.json`` holds: time, samples, steps, tokens, padding, loss, what was skipped."""
+    data, records, dataset = (trainer.experiment[k] for k in ("data", "records", "dataset"))
     tokens, slots, samples = _summed(trainer, [trainer.token_counts[k] for k in ("tokens", "slots", "samples")])
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     from finetune.lora import trainable_summary
@@ -142,21 +142,23 @@ def summarize(trainer, dataset, records, data, seconds: float, resumed_from: Opt
     }
 
 
-def run_experiment(cfg, data=None) -> dict:
-    """Run one recipe end to end and return its training summary (plus ``eval`` results when asked).
+def build_trainer(cfg, data=None):
+    """Everything up to ``trainer.train()``: data, manifest, model (LoRA/full), dataset, ``GeoTrainer``.
 
     Args:
         cfg: the recipe (``geotune.config.load_recipe``).
         data: a ``TrainingData`` already loaded (tests); by default ``load_training_data(cfg)``.
+
+    Returns:
+        The trainer; ``trainer.experiment`` holds ``data``, ``records`` and ``dataset``.
     """
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import set_seed
 
     from finetune.collator import DataCollatorForVLM, SupervisedDataset
     from finetune.models.adapters import get_adapter
     from finetune.trainer import GeoTrainer
     from geotune.config import save_resolved
 
-    run_dir = Path(cfg.run_dir)
     distributed.prepare_environment(cfg.train.deepspeed)
     args = training_arguments(cfg)  # initialises the process group under torchrun / accelerate
     with args.main_process_first(desc="tiny model, data and selection"):
@@ -169,6 +171,7 @@ def run_experiment(cfg, data=None) -> dict:
             data = load_training_data(cfg)
         records = training_records(cfg, data)
     adapter = get_adapter(cfg.model.adapter)
+    set_seed(int(cfg.seed))  # LoRA init draws from the global RNG: same seed, same run, same on every rank
     model, processor = adapter.load(cfg.model)
     dataset = SupervisedDataset(records, data, processor, adapter, cfg.model, cfg.train.max_length,
                                 cfg.train.too_long, progress=args.process_index == 0)
@@ -177,13 +180,23 @@ def run_experiment(cfg, data=None) -> dict:
     model = prepare_model(adapter, model, cfg.train)
     trainer = GeoTrainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorForVLM(_pad_id(processor)),
                          processing_class=processor, adapter=adapter, length_grouped=bool(cfg.train.group_by_length))
+    trainer.experiment = {"data": data, "records": records, "dataset": dataset}
+    return trainer
+
+
+def run_experiment(cfg, data=None) -> dict:
+    """Run one recipe end to end; returns the training summary (plus ``eval`` results when asked)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    run_dir = Path(cfg.run_dir)
+    trainer = build_trainer(cfg, data)
     resume = get_last_checkpoint(str(run_dir)) if cfg.train.resume and run_dir.is_dir() else None
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
     trainer.save_model(str(run_dir / "final"))  # peft adapter or full weights (+ processor); gathers ZeRO-3
-    summary = summarize(trainer, dataset, records, data, seconds, resume)
-    if args.process_index == 0:
+    summary = summarize(trainer, seconds, resume)
+    if trainer.args.process_index == 0:
         write_json(run_dir / SUMMARY, summary)
         if list(cfg.eval.benchmarks):
             from eval.api import evaluate_checkpoint

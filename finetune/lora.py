@@ -10,7 +10,7 @@ targets (peft's own suffix matching would hit both), and the resolved names are 
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -110,7 +110,11 @@ def apply_lora(model: torch.nn.Module, targets: list[str], parts: dict, train_cf
     return get_peft_model(model, config)
 
 
+def _numel(param: torch.nn.Parameter) -> int:
+    return int(getattr(param, "ds_numel", param.numel()))  # ZeRO-3 leaves an empty shard in .data
+
+
 def trainable_summary(model: torch.nn.Module) -> dict[str, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(_numel(p) for p in model.parameters() if p.requires_grad)
+    total = sum(_numel(p) for p in model.parameters())
     return {"trainable_params": trainable, "total_params": total}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class LLMSpec:
     kv_heads: int
     vocab: int
     tied: bool = False
-    head_dim: Optional[int] = None
+    head_dim: int | None = None
 
     @property
     def dim(self) -> int:
@@ -170,7 +169,7 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
 KNOWN_MODELS["mini-internvl-1b"] = KNOWN_MODELS["internvl2-1b"]
 
 
-def lookup_model(path: str) -> Optional[ModelSpec]:
+def lookup_model(path: str) -> ModelSpec | None:
     """The table entry for a checkpoint path or name (``-hf`` suffix ignored), or None."""
     key = Path(str(path).rstrip("/")).name.lower().removesuffix("-hf")
     return KNOWN_MODELS.get(key)
@@ -193,7 +192,7 @@ def _first(value) -> int:
     return int(value[0] if isinstance(value, (list, tuple)) else value)
 
 
-def _vision_from(cfg: dict, kind: str, image_size: Optional[int] = None) -> VisionSpec:
+def _vision_from(cfg: dict, kind: str, image_size: int | None = None) -> VisionSpec:
     return VisionSpec(
         kind=kind, hidden=int(cfg["hidden_size"]), layers=int(cfg["num_hidden_layers"]),
         intermediate=int(cfg["intermediate_size"]), patch=_first(cfg["patch_size"]),
@@ -203,19 +202,22 @@ def _vision_from(cfg: dict, kind: str, image_size: Optional[int] = None) -> Visi
     )
 
 
-def spec_from_config(model_dir: str | Path, vision_tower_path: Optional[str] = None) -> ModelSpec:
-    """Build a ``ModelSpec`` from a checkpoint folder's ``config.json``.
+def spec_from_config(model_dir: str | Path, vision_tower_path: str | None = None) -> ModelSpec:
+    """Build a ``ModelSpec`` from a checkpoint folder's ``config.json`` (see ``spec_from_dict``)."""
+    path = Path(model_dir) / "config.json"
+    return spec_from_dict(json.loads(path.read_text()), Path(model_dir).name, str(path), vision_tower_path)
+
+
+def spec_from_dict(cfg: dict, name: str, source: str, vision_tower_path: str | None = None) -> ModelSpec:
+    """Build a ``ModelSpec`` from a config dict.
 
     Understands transformers' InternVL (``model_type: internvl``), the original ``InternVLChatModel``
     (``vision_config`` + ``llm_config``) and InternLM-XComposer2 (InternLM2 fields at the top level; the
     CLIP tower from ``vision_tower_path``'s config when given, else CLIP ViT-L/14 at 490 px).
 
     Raises:
-        ValueError: the config is of an architecture the planner does not know (names the file).
+        ValueError: the config is of an architecture the planner does not know (names the source).
     """
-    path = Path(model_dir) / "config.json"
-    cfg = json.loads(path.read_text())
-    name = Path(model_dir).name
     archs = " ".join(cfg.get("architectures") or []).lower()
     if "vision_config" in cfg and ("text_config" in cfg or "llm_config" in cfg):
         text = cfg.get("text_config") or cfg["llm_config"]
@@ -224,7 +226,7 @@ def spec_from_config(model_dir: str | Path, vision_tower_path: Optional[str] = N
         if "llm_config" in cfg and not text.get("tie_word_embeddings"):
             text = {**text, "tie_word_embeddings": False}
         return ModelSpec(name, "internvl", _vision_from(vision, "internvit", size), _llm_from(text),
-                         downsample_ratio=float(cfg.get("downsample_ratio", 0.5)), source=str(path))
+                         downsample_ratio=float(cfg.get("downsample_ratio", 0.5)), source=source)
     if "xcomposer" in archs or "xcomposer" in str(cfg.get("model_type", "")).lower():
         vision = CLIP_L14_490
         clip_cfg = Path(vision_tower_path or "") / "config.json"
@@ -232,8 +234,8 @@ def spec_from_config(model_dir: str | Path, vision_tower_path: Optional[str] = N
             clip = json.loads(clip_cfg.read_text())
             vision = _vision_from(clip.get("vision_config", clip), "clip", image_size=490)
         llm = _llm_from({**cfg, "model_type": "internlm2"})
-        return ModelSpec(name, "xcomposer2", vision, llm, plora_rank=256, source=str(path))
+        return ModelSpec(name, "xcomposer2", vision, llm, plora_rank=256, source=source)
     raise ValueError(
-        f"{path}: unknown architecture {cfg.get('architectures')} (model_type {cfg.get('model_type')!r}); the planner "
+        f"{source}: unknown architecture {cfg.get('architectures')} (model_type {cfg.get('model_type')!r}); the planner "
         "knows InternVL (HF-native and InternVLChatModel) and InternLM-XComposer2"
     )

@@ -9,7 +9,7 @@ sample to measure it) and re-derives its order from ``seed + epoch`` instead of 
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from transformers import Trainer
 
@@ -30,7 +28,7 @@ class GeoTrainer(Trainer):
             # forward takes **kwargs (it assumes a sum normalised by num_items_in_batch).
             self.model_accepts_loss_kwargs = False
 
-    def _get_train_sampler(self, train_dataset=None) -> Optional[torch.utils.data.Sampler]:
+    def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         lengths = getattr(dataset, "lengths", None)
         if not self.length_grouped or lengths is None:

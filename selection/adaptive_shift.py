@@ -8,8 +8,9 @@ embedding of a sample and of its perturbed copy (computed by ``selection.signals
 ``prefer`` (unpublished in the paper) is ``high`` for now: the paper keeps samples "with high
 generalization potential", read here as the samples the model's embedding moves most under a
 perturbation. The default is to be confirmed by the end-to-end SynthRS measurement.
-``perturbation`` (e.g. ``image:gaussian_noise(sigma=0.05)``) and ``distance`` (``l2`` | ``cosine``) are
-passed to ``selection.signals.shift_scores`` by the pipeline when set (None: its defaults).
+The shift options (``perturbation`` e.g. ``image:gaussian_noise(sigma=0.05)``, ``distance`` l2|cosine,
+``shift_layers``, ...: ``SHIFT_OPTION_KEYS``) are passed to ``selection.signals.shift_scores`` by the
+pipeline when set (None: the signals' defaults).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from selection.budget import (
     order_by_score,
     resolve_budget,
     selector,
+    timed,
 )
 from selection.cluster import cluster_features, members_by_cluster, resolve_clusters
 
@@ -55,7 +57,12 @@ def keep_per_cluster(labels: np.ndarray, k: int, scores: np.ndarray, total: int,
     return finish_selection(cat(kept), cat(cluster), cat(score), cat(rank), labels, scores, {"clusters": k})
 
 
-@selector("adaptive_shift", needs=("features", "shift"), prefer="high", perturbation=None, distance=None)
+# Options of selection.signals.shift_scores (its SHIFT_DEFAULTS); None: the signals' default.
+SHIFT_OPTION_KEYS = ("perturbation", "distance", "shift_layers", "shift_pooling", "perturbation_seed",
+                     "batch_size", "shard_size", "cache_dir")
+
+
+@selector("adaptive_shift", needs=("features", "shift"), prefer="high", **dict.fromkeys(SHIFT_OPTION_KEYS))
 def select_adaptive_shift(inputs: SelectionInputs, options: dict[str, Any]) -> Selection:
     """Cluster the features, then keep each cluster's share by shift (``prefer`` high|low|middle)."""
     features = inputs.require_features()
@@ -64,7 +71,11 @@ def select_adaptive_shift(inputs: SelectionInputs, options: dict[str, Any]) -> S
     order_by_score(np.zeros(0), options["prefer"])  # validate before the (long) clustering
     k = resolve_clusters(inputs.clusters, inputs.n)
     method = "minibatch" if inputs.cluster_method == "auto" else inputs.cluster_method
-    clustering = cluster_features(features, k, seed=inputs.seed, method=method)
-    selection = keep_per_cluster(clustering.labels, k, shift, total, options["prefer"])
+    timings: dict[str, float] = {}
+    with timed(timings, "cluster"):
+        clustering = cluster_features(features, k, seed=inputs.seed, method=method)
+    with timed(timings, "keep_per_cluster"):
+        selection = keep_per_cluster(clustering.labels, k, shift, total, options["prefer"])
     selection.info.update(cluster_method=method, prefer=options["prefer"])
+    selection.timings = timings
     return selection

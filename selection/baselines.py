@@ -33,8 +33,9 @@ from selection.budget import (
     resolve_budget,
     selection_from_order,
     selector,
+    timed,
 )
-from selection.cluster import cluster_features, members_by_cluster, resolve_clusters
+from selection.cluster import cluster_features, members_by_cluster, read_rows, resolve_clusters
 
 
 @selector("random")
@@ -107,11 +108,14 @@ def select_semdedup(inputs: SelectionInputs, options: dict[str, Any]) -> Selecti
     total = resolve_budget(inputs.budget, inputs.n)
     k = resolve_clusters(inputs.clusters, inputs.n)
     method = "minibatch" if inputs.cluster_method == "auto" else inputs.cluster_method
-    clustering = cluster_features(features, k, seed=inputs.seed, method=method)
+    timings: dict[str, float] = {}
+    with timed(timings, "cluster"):
+        clustering = cluster_features(features, k, seed=inputs.seed, method=method)
     dup = np.empty(inputs.n)
-    for c, idx in enumerate(members_by_cluster(clustering.labels, k)):
-        if len(idx):
-            _, dup[idx] = duplicate_scores(np.asarray(features[idx]), clustering.centroids[c])
+    with timed(timings, "duplicates"):
+        for c, idx in enumerate(members_by_cluster(clustering.labels, k)):
+            if len(idx):
+                _, dup[idx] = duplicate_scores(read_rows(features, idx), clustering.centroids[c])
     survivors = np.flatnonzero(dup <= options["threshold"])
     if len(survivors) >= total:
         order = np.sort(np.random.default_rng(inputs.seed).choice(survivors, size=total, replace=False))
@@ -121,6 +125,7 @@ def select_semdedup(inputs: SelectionInputs, options: dict[str, Any]) -> Selecti
         order = np.concatenate([survivors, fill])
     selection = selection_from_order(order, total, dup, clustering.labels)
     selection.info.update(clusters=k, cluster_method=method, near_duplicates=int((dup > options["threshold"]).sum()))
+    selection.timings = timings
     return selection
 
 
@@ -131,14 +136,18 @@ def select_self_sup(inputs: SelectionInputs, options: dict[str, Any]) -> Selecti
     order_by_score(np.zeros(0), options["prefer"])  # validate before clustering
     k = resolve_clusters(inputs.clusters, inputs.n)
     method = "minibatch" if inputs.cluster_method == "auto" else inputs.cluster_method
-    clustering = cluster_features(features, k, seed=inputs.seed, method=method)
+    timings: dict[str, float] = {}
+    with timed(timings, "cluster"):
+        clustering = cluster_features(features, k, seed=inputs.seed, method=method)
     # cosine distance to the own prototype, whatever the clustering metric
     distance = np.empty(inputs.n)
-    for c, idx in enumerate(members_by_cluster(clustering.labels, k)):
-        if len(idx):
-            distance[idx] = 1.0 - _unit(np.asarray(features[idx])) @ _unit(clustering.centroids[c][None, :])[0]
+    with timed(timings, "distances"):
+        for c, idx in enumerate(members_by_cluster(clustering.labels, k)):
+            if len(idx):
+                distance[idx] = 1.0 - _unit(read_rows(features, idx)) @ _unit(clustering.centroids[c][None, :])[0]
     selection = selection_from_order(order_by_score(distance, options["prefer"]), total, distance, clustering.labels)
     selection.info.update(clusters=k, cluster_method=method)
+    selection.timings = timings
     return selection
 
 

@@ -7,10 +7,12 @@ it accepts (``defaults``); any other option key fails at once, naming ``selectio
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +84,7 @@ class Selection:
         all_clusters: ``(n,)`` cluster of every record, or None.
         all_scores: ``(n,)`` score of every record (for kept-vs-dropped plots), or None.
         info: small JSON-able facts for the manifest header (e.g. the number of clusters).
+        timings: seconds per stage inside the selector (``timings.json``, not the manifest).
     """
 
     indices: np.ndarray
@@ -91,9 +94,20 @@ class Selection:
     all_clusters: np.ndarray | None = None
     all_scores: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+@contextlib.contextmanager
+def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the seconds spent in the block to ``timings[stage]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
 
 
 def resolve_budget(keep: float, n: int) -> int:
@@ -221,7 +235,7 @@ def selection_from_order(
         c = int(labels[i])
         ranks[j] = seen.get(c, 0)
         seen[c] = ranks[j] + 1
-    return finish_selection(kept, labels[kept], np.asarray(scores)[kept], ranks, labels, scores)
+    return finish_selection(kept, labels[kept], np.asarray(scores)[kept], ranks, clusters, scores)
 
 
 def finish_selection(

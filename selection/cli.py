@@ -15,7 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from finetune.data.loader import load_training_data
-
     from selection.budget import SelectionError
     from selection.manifest import ManifestError, read_manifest
     from selection.pipeline import run_selection

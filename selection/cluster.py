@@ -15,6 +15,8 @@ Everything is deterministic given the seed (sample order, k-means init, chunking
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Union
@@ -29,6 +31,8 @@ FeatureSource = Union[np.ndarray, Iterable[np.ndarray]]  # noqa: UP007 (a runtim
 SAMPLES_PER_CLUSTER = 66
 MAX_AUTO_CLUSTERS = 10_000
 CLUSTER_METHODS = ("minibatch", "faiss")
+# Rows read at once are sized by bytes so 2,048-d and 20,480-d features both stream in ~256 MB blocks.
+CHUNK_BYTES = 256 << 20
 
 
 @dataclass
@@ -79,15 +83,55 @@ def is_streamed(features: FeatureSource) -> bool:
     return isinstance(features, np.memmap) or not isinstance(features, np.ndarray)
 
 
+def default_chunk_rows(dim: int) -> int:
+    return max(1024, CHUNK_BYTES // (4 * max(dim, 1)))
+
+
+def _file_backing(x) -> tuple[str, int] | None:
+    """``(path, offset)`` when ``x`` is a whole C-contiguous memmap of a file (e.g. ``np.load(mmap_mode="r")``).
+
+    Such features are read with ``os.pread`` instead of through the mapping: mapped pages count in
+    the process's RSS, so streaming a 27 GB memmap would otherwise show up as 20+ GB resident.
+    """
+    if (isinstance(x, np.memmap) and isinstance(getattr(x, "base", None), mmap.mmap)
+            and getattr(x, "filename", None) and x.flags.c_contiguous and x.ndim == 2):
+        return x.filename, int(x.offset)
+    return None
+
+
+def _pread_rows(x: np.memmap, backing: tuple[str, int], start: int, stop: int, fd: int) -> np.ndarray:
+    row_bytes = x.shape[1] * x.itemsize
+    buf = os.pread(fd, (stop - start) * row_bytes, backing[1] + start * row_bytes)
+    return np.frombuffer(buf, dtype=x.dtype).reshape(stop - start, x.shape[1])
+
+
+def read_rows(features: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``features[idx]`` as float32 (NaN -> 0); ``idx`` ascending. File-backed memmaps are read with
+    one ``pread`` per run of consecutive rows (see ``_file_backing``)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    backing = _file_backing(features)
+    if backing is None or len(idx) == 0:
+        return np.nan_to_num(np.asarray(features[idx], dtype=np.float32))
+    out = np.empty((len(idx), features.shape[1]), dtype=np.float32)
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    fd = os.open(backing[0], os.O_RDONLY)
+    try:
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(idx)], strict=True):
+            out[lo:hi] = _pread_rows(features, backing, int(idx[lo]), int(idx[hi - 1]) + 1, fd)
+    finally:
+        os.close(fd)
+    return np.nan_to_num(out, copy=False)
+
+
 def iter_row_chunks(features: FeatureSource, rows: int) -> Iterator[np.ndarray]:
     """Yield float32 blocks of exactly ``rows`` rows (the last may be shorter), in row order.
 
-    ``features`` is an array / memmap (sliced, so a memmap reads one block at a time) or an iterable
-    of 2-D shards of any sizes (re-blocked).
+    ``features`` is an array / memmap (read one block at a time) or an iterable of 2-D shards of any
+    sizes (re-blocked).
     """
     if isinstance(features, np.ndarray):
         for start in range(0, len(features), rows):
-            yield np.nan_to_num(np.asarray(features[start : start + rows], dtype=np.float32))
+            yield read_rows(features, np.arange(start, min(start + rows, len(features))))
         return
     pending: list[np.ndarray] = []
     count = 0
@@ -103,19 +147,13 @@ def iter_row_chunks(features: FeatureSource, rows: int) -> Iterator[np.ndarray]:
         yield np.nan_to_num(np.asarray(np.concatenate(pending), dtype=np.float32))
 
 
-def sample_rows(features: np.ndarray, m: int, seed: int, chunk_rows: int = 8192) -> np.ndarray:
-    """``m`` random rows (sorted by index, float32) read block by block from an array or memmap."""
+def sample_rows(features: np.ndarray, m: int, seed: int, chunk_rows: int = 4096) -> np.ndarray:
+    """``m`` seeded random rows (ascending index, float32), read ``chunk_rows`` at a time (all if m >= n)."""
     n = len(features)
-    if m >= n:
-        return np.concatenate(list(iter_row_chunks(features, chunk_rows))) if n else np.zeros((0, features.shape[1]), np.float32)
-    picked = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
-    out = np.empty((m, features.shape[1]), dtype=np.float32)
-    pos = 0
-    for start in range(0, n, chunk_rows):
-        sel = picked[(picked >= start) & (picked < start + chunk_rows)]
-        if len(sel):
-            out[pos : pos + len(sel)] = np.nan_to_num(np.asarray(features[sel], dtype=np.float32))
-            pos += len(sel)
+    picked = np.arange(n) if m >= n else np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+    out = np.empty((len(picked), features.shape[1]), dtype=np.float32)
+    for i in range(0, len(picked), chunk_rows):
+        out[i : i + chunk_rows] = read_rows(features, picked[i : i + chunk_rows])
     return out
 
 
@@ -125,7 +163,7 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 
 
 def nearest_centroids(
-    features: FeatureSource, centroids: np.ndarray, spherical: bool, chunk_rows: int = 16384
+    features: FeatureSource, centroids: np.ndarray, spherical: bool, chunk_rows: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """One streamed pass: each row's nearest centroid (ties: lower index) and its distance to it.
 
@@ -133,6 +171,7 @@ def nearest_centroids(
     """
     c = np.asarray(centroids, dtype=np.float32)
     c_sq = (c * c).sum(axis=1)
+    chunk_rows = chunk_rows or default_chunk_rows(c.shape[1])
     labels, dists = [], []
     for block in iter_row_chunks(features, chunk_rows):
         if spherical:
@@ -190,7 +229,8 @@ def _fit_faiss(
         ) from err
     d = features.shape[1]
     m = min(len(features), max_points_per_centroid * k, max(k, train_bytes // (4 * d)))
-    sample = _normalize(sample_rows(features, m, seed))
+    sample = sample_rows(features, m, seed)
+    sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)  # in place: it can be GBs
     km = faiss.Kmeans(d, k, niter=niter, spherical=True, seed=seed, verbose=False,
                       max_points_per_centroid=max_points_per_centroid)
     km.train(np.ascontiguousarray(sample))
@@ -205,7 +245,7 @@ def cluster_features(
     method: str = "minibatch",
     batch_size: int = 4096,
     epochs: int = 1,
-    chunk_rows: int = 16384,
+    chunk_rows: int | None = None,
     niter: int = 50,
     max_points_per_centroid: int = 256,
     train_bytes: int = 2 << 30,
@@ -213,12 +253,13 @@ def cluster_features(
     """Cluster the rows of ``features`` into ``k`` clusters and assign every row.
 
     Args:
-        features: ``(n, d)`` array, memmap (streamed), or iterable of shards (streamed; note an
-            list of shards is re-read for each epoch; ``faiss`` concatenates shards in memory).
+        features: ``(n, d)`` array, memmap (streamed), or iterable of shards (streamed; the list of
+            shards is re-read for each epoch; ``faiss`` concatenates shards in memory).
         k: number of clusters (see ``resolve_clusters``).
         seed: k-means seed.
         method: ``minibatch`` or ``faiss``.
-        batch_size / epochs / chunk_rows: mini-batch size, passes over a streamed source, rows read at once.
+        batch_size / epochs / chunk_rows: mini-batch size, passes over a streamed source, rows read at
+            once (default: ~256 MB of float32).
         niter / max_points_per_centroid / train_bytes: faiss k-means iterations and training-sample caps.
 
     Returns:
@@ -226,13 +267,16 @@ def cluster_features(
     """
     if method not in CLUSTER_METHODS:
         raise SelectionError(f"selection.cluster_method must be one of {', '.join(CLUSTER_METHODS)}, got '{method}'")
+    if not isinstance(features, np.ndarray):
+        features = list(features)  # shards are (usually) memmaps: listing them reads nothing
+        if not features:
+            raise SelectionError("no feature rows to cluster")
+    chunk_rows = chunk_rows or default_chunk_rows((features if isinstance(features, np.ndarray) else features[0]).shape[1])
     if method == "faiss":
         if not isinstance(features, np.ndarray):
             features = np.concatenate([np.asarray(s) for s in features])
         centroids = _fit_faiss(features, k, seed, niter, max_points_per_centroid, train_bytes)
     else:
-        if not isinstance(features, np.ndarray):
-            features = list(features)  # shards are (usually) memmaps: listing them reads nothing
         centroids = _fit_minibatch(features, k, seed, batch_size, epochs, chunk_rows)
         if isinstance(features, list):
             features = iter(features)

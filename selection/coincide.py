@@ -14,7 +14,11 @@ half, then language half), layers concatenated. The steps, with DESIGN.md's cons
    (round half up) capped at their size, P renormalised over the clusters not yet visited after each
    step. If caps leave budget unspent, the same pass repeats over clusters with room, so the total is
    exactly the budget;
-5. inside each cluster, greedy MMD-critic prototypes (Kim et al. 2016) with the same RBF kernel.
+5. inside each cluster, greedy MMD-critic prototypes (Kim et al. 2016) with the same RBF kernel; a
+   cluster larger than ``max_rows`` runs MMD on a seeded sub-sample of ``max_rows`` rows, and a count
+   beyond that is filled at random from the rest of the cluster (only when K is far below auto).
+
+Stage times are in ``Selection.timings`` (cluster, transferability, density, allocate, mmd).
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from selection.budget import (
     finish_selection,
     resolve_budget,
     selector,
+    timed,
 )
-from selection.cluster import cluster_features, members_by_cluster, resolve_clusters
+from selection.cluster import cluster_features, members_by_cluster, read_rows, resolve_clusters
 
 
 def language_halves(x: np.ndarray, n_layers: int) -> np.ndarray:
@@ -153,27 +158,42 @@ def _cluster_rows(features: np.ndarray, members: np.ndarray, max_rows: int, rng:
     """Rows of one cluster (a seeded sub-sample of ``max_rows`` when larger), and their indices."""
     if len(members) > max_rows:
         members = np.sort(rng.choice(members, size=max_rows, replace=False))
-    return np.nan_to_num(np.asarray(features[members], dtype=np.float32)), members
+    return read_rows(features, members), members
 
 
-@selector("coincide", needs=("features",), tau=0.1, sigma=1.0, mask_above=0.9, n_layers=5, max_rows=4096)
+@selector("coincide", needs=("features",), tau=0.1, sigma=1.0, mask_above=0.9, n_layers=5, max_rows=4096, niter=50)
 def select_coincide(inputs: SelectionInputs, options: dict[str, Any]) -> Selection:
     """COINCIDE selection over reference features (see the module docstring for every step)."""
     features = inputs.require_features()
     total = resolve_budget(inputs.budget, inputs.n)
     k = resolve_clusters(inputs.clusters, inputs.n)
     method = "faiss" if inputs.cluster_method == "auto" else inputs.cluster_method
-    clustering = cluster_features(features, k, seed=inputs.seed, method=method)
-    members = members_by_cluster(clustering.labels, k)
+    timings: dict[str, float] = {}
+    with timed(timings, "cluster"):
+        clustering = cluster_features(features, k, seed=inputs.seed, method=method, niter=int(options["niter"]))
+        members = members_by_cluster(clustering.labels, k)
     sizes = np.array([len(m) for m in members], dtype=np.int64)
-    s = transferability(language_halves(clustering.centroids, int(options["n_layers"])), options["mask_above"])
+    with timed(timings, "transferability"):
+        s = transferability(language_halves(clustering.centroids, int(options["n_layers"])), options["mask_above"])
     rng = np.random.default_rng(inputs.seed)
-    density = np.array([cluster_density(_cluster_rows(features, m, options["max_rows"], rng)[0], options["sigma"])
-                        for m in members])
-    p = softmax(s / density / options["tau"])
-    p = np.where(sizes > 0, p, 0.0)
-    counts = allocate_budget(p / p.sum(), sizes, total)
+    with timed(timings, "density"):
+        density = np.array([cluster_density(_cluster_rows(features, m, options["max_rows"], rng)[0], options["sigma"])
+                            for m in members])
+    with timed(timings, "allocate"):
+        p = softmax(s / density / options["tau"])
+        p = np.where(sizes > 0, p, 0.0)
+        counts = allocate_budget(p / p.sum(), sizes, total)
+    with timed(timings, "mmd"):
+        kept, cluster, score, rank = _prototypes_per_cluster(features, members, counts, options, rng)
+    all_scores = (s / density)[clustering.labels]
+    selection = finish_selection(kept, cluster, score, rank, clustering.labels, all_scores,
+                                 {"clusters": k, "cluster_method": method})
+    selection.timings = timings
+    return selection
 
+
+def _prototypes_per_cluster(features, members, counts, options, rng):
+    """Greedy MMD prototypes in every cluster with a non-zero count (kept, cluster, score, rank)."""
     kept, cluster, score, rank = [], [], [], []
     for c in np.flatnonzero(counts):
         rows, idx = _cluster_rows(features, members[c], options["max_rows"], rng)
@@ -188,7 +208,4 @@ def select_coincide(inputs: SelectionInputs, options: dict[str, Any]) -> Selecti
         cluster += [c] * len(chosen)
         score += list(gains)
         rank += list(range(len(chosen)))
-    all_scores = (s / density)[clustering.labels]
-    info = {"clusters": k, "cluster_method": method}
-    return finish_selection(np.array(kept, dtype=np.int64), np.array(cluster), np.array(score), np.array(rank),
-                            clustering.labels, all_scores, info)
+    return np.array(kept, dtype=np.int64), np.array(cluster), np.array(score), np.array(rank)

@@ -55,7 +55,7 @@ def build_header(
 ) -> dict[str, Any]:
     """The header object (JSON-able, no timings)."""
     clusters = None
-    if selection.all_clusters is not None:
+    if selection.all_clusters is not None and (selection.all_clusters >= 0).all():
         clusters = _counts(selection.all_clusters.tolist(), selection.indices)
     return {
         "format": FORMAT,

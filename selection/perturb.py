@@ -30,8 +30,9 @@ import dataclasses
 import hashlib
 import inspect
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,12 +110,12 @@ def word_dropout(text: str, seed: int, p: float = 0.15) -> str:
     words = _split_words(text)
     rng = np.random.default_rng(seed)
     keep = [w == IMAGE_TOKEN or rng.random() >= p for w in words]
-    if not any(k for w, k in zip(words, keep) if w != IMAGE_TOKEN):
+    if not any(k for w, k in zip(words, keep, strict=True) if w != IMAGE_TOKEN):
         # Dropping every word leaves no instruction at all; keep one at random instead.
         candidates = [i for i, w in enumerate(words) if w != IMAGE_TOKEN]
         if candidates:
             keep[candidates[int(rng.integers(len(candidates)))]] = True
-    return " ".join(w for w, k in zip(words, keep) if k)
+    return " ".join(w for w, k in zip(words, keep, strict=True) if k)
 
 
 def word_shuffle(text: str, seed: int) -> str:
@@ -122,7 +123,7 @@ def word_shuffle(text: str, seed: int) -> str:
     slots = [i for i, w in enumerate(words) if w != IMAGE_TOKEN]
     order = np.random.default_rng(seed).permutation(len(slots))
     out = list(words)
-    for slot, src in zip(slots, order):
+    for slot, src in zip(slots, order, strict=True):
         out[slot] = words[slots[src]]
     return " ".join(out)
 

@@ -72,9 +72,11 @@ def record_lengths(records) -> np.ndarray:
     return np.array([len(r.text().split()) for r in records], dtype=np.int64)
 
 
-def shift_options(options: dict[str, Any]) -> dict[str, Any]:
+def shift_signal_options(options: dict[str, Any]) -> dict[str, Any]:
     """The adaptive-shift options ``selection.signals.shift_scores`` reads (unset ones left out)."""
-    return {k: v for k, v in options.items() if k in ("perturbation", "distance") and v is not None}
+    from selection.adaptive_shift import SHIFT_OPTION_KEYS
+
+    return {k: v for k, v in options.items() if k in SHIFT_OPTION_KEYS and v is not None}
 
 
 def compute_inputs(cfg: DictConfig, data, selector, timings: dict[str, float]) -> SelectionInputs:
@@ -100,7 +102,7 @@ def compute_inputs(cfg: DictConfig, data, selector, timings: dict[str, float]) -
         from selection.signals import shift_scores
 
         start = time.perf_counter()
-        inputs.signals["shift"] = np.asarray(shift_scores(records, data, cfg.model, shift_options(options)))
+        inputs.signals["shift"] = np.asarray(shift_scores(records, data, cfg.model, shift_signal_options(options)))
         timings["signals"] = time.perf_counter() - start
     if needs & {"loss", "el2n"}:
         from selection.signals import loss_scores
@@ -157,6 +159,7 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
     start = time.perf_counter()
     selection = selector(inputs)
     timings["select"] = time.perf_counter() - start
+    timings.update({f"select.{stage}": seconds for stage, seconds in selection.timings.items()})
 
     start = time.perf_counter()
     header = build_header(

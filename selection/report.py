@@ -35,8 +35,12 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
+def _has_clusters(selection: Selection) -> bool:
+    return selection.all_clusters is not None and len(selection.all_clusters) > 0 and selection.all_clusters.min() >= 0
+
+
 def plot_cluster_sizes(selection: Selection, out: Path) -> str | None:
-    if selection.all_clusters is None:
+    if not _has_clusters(selection):
         return None
     plt = _pyplot()
     k = int(selection.all_clusters.max()) + 1 if len(selection.all_clusters) else 0
@@ -58,7 +62,7 @@ def _share(values: Sequence[Any], kept: np.ndarray) -> tuple[list[str], np.ndarr
 
 def plot_kept_share(selection: Selection, tasks, sources, out: Path) -> str | None:
     panels = []
-    if selection.all_clusters is not None:
+    if _has_clusters(selection):
         k = int(selection.all_clusters.max()) + 1 if len(selection.all_clusters) else 0
         total = np.bincount(selection.all_clusters, minlength=k)
         kept = np.bincount(selection.all_clusters[selection.indices], minlength=k)

@@ -28,8 +28,9 @@ Both are cached like features (sharded, resumable, keyed by data + model + optio
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ SHIFT_DEFAULTS: dict[str, Any] = {
 DISTANCES = ("l2", "cosine")
 
 
-def shift_options(options: Optional[Mapping]) -> dict[str, Any]:
+def shift_options(options: Mapping | None) -> dict[str, Any]:
     """The shift options with defaults filled in and checked (other selector keys are ignored)."""
     if options is not None and hasattr(options, "items") and not isinstance(options, dict):
         from omegaconf import OmegaConf
@@ -86,9 +87,9 @@ def shift_scores(
     records,
     data,
     model_cfg,
-    options: Optional[Mapping] = None,
+    options: Mapping | None = None,
     *,
-    on_shard_done: Optional[Callable[[int], None]] = None,
+    on_shard_done: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Adaptive-shift translation per record, shape (N,), float32, >= 0 (see the module docstring)."""
     opts = shift_options(options)
@@ -105,7 +106,7 @@ def shift_scores(
         for idx in batches_by_length([length_key(r) for r in part], int(opts["batch_size"])):
             originals = [sample_from_record(part[i], data) for i in idx]
             seeds = [sample_seed(int(opts["perturbation_seed"]), part[i].id) for i in idx]
-            perturbed = [perturb_sample(s, perturbation, seed) for s, seed in zip(originals, seeds)]
+            perturbed = [perturb_sample(s, perturbation, seed) for s, seed in zip(originals, seeds, strict=True)]
             phi = pool(originals + perturbed)
             out[idx, 0] = distance(phi[: len(idx)], phi[len(idx) :], opts["distance"]).cpu().numpy()
         bad = ~np.isfinite(out[:, 0])
@@ -164,7 +165,7 @@ def loss_scores(
     batch_size: int = 8,
     shard_size: int = 4096,
     cache_root: str = ".cache/geotune/signals",
-    on_shard_done: Optional[Callable[[int], None]] = None,
+    on_shard_done: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """``{"loss": (N,), "el2n": (N,)}`` from a reference model over answer tokens (module docstring)."""
     loaded: dict[str, ModelRunner] = {}

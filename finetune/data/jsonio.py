@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -30,7 +31,7 @@ class Item:
     line: int
     index: int
     obj: Any = None
-    error: Optional[str] = None
+    error: str | None = None
 
     @property
     def location(self) -> str:
@@ -65,7 +66,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[Item]:
                 yield Item(number, -1, error=f"malformed JSON line: {err.msg} (column {err.colno})")
 
 
-def iter_json_array(path: str | os.PathLike, text: Optional[str] = None) -> Iterator[Item]:
+def iter_json_array(path: str | os.PathLike, text: str | None = None) -> Iterator[Item]:
     """Every element of a JSON list with its line and index.
 
     Raises:

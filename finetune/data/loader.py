@@ -24,7 +24,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from finetune.data import formats, jsonio
 from finetune.data.index import IndexedFile, load_indexed
@@ -79,7 +79,7 @@ def _keep_valid(indexed: IndexedFile, skip_bad: bool, skipped: Counter) -> list[
     if not skip_bad:
         raise BadRecordError(f"{indexed.problems[0]}\n  -> {SKIP_HINT}")
     bad: set[int] = set()
-    for problem, position in zip(indexed.problems, indexed.problem_positions):
+    for problem, position in zip(indexed.problems, indexed.problem_positions, strict=True):
         if position is None:
             skipped[problem.reason] += 1
         elif position not in bad:
@@ -89,7 +89,7 @@ def _keep_valid(indexed: IndexedFile, skip_bad: bool, skipped: Counter) -> list[
 
 
 def _drop_bad_images(indexed: IndexedFile, records: list[Record], root: Path, skip_bad: bool, skipped: Counter) -> list[Record]:
-    locations = {id(r): loc for r, loc in zip(indexed.records, indexed.locations)}
+    locations = {id(r): loc for r, loc in zip(indexed.records, indexed.locations, strict=True)}
     kept = []
     for record in records:
         found = check_record_images(record, root)
@@ -137,7 +137,7 @@ def make_ids_unique(records: list[Record]) -> list[Record]:
     return records
 
 
-def load_training_data(cfg: Any, cache_dir: Optional[str] = None) -> TrainingData:
+def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
     """Load ``cfg.data.datasets`` as the module docstring says.
 
     Args:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from finetune.data.records import Record
 

@@ -30,8 +30,9 @@ _CAPTION = re.compile(r"\[caption\]|\bdescribe\b|\bcaption\b|brief description|s
 
 def infer_task(record: Record) -> str:
     """The task of ``record`` by the rules of the module docstring (ignores ``record.task``)."""
-    prompt = record.prompt.replace(IMAGE_TOKEN, "")
-    answer = record.answer
+    prompt, answer = record.prompt, record.answer
+    prompt = prompt.replace(IMAGE_TOKEN, "") if isinstance(prompt, str) else ""
+    answer = answer if isinstance(answer, str) else ""
     if _CLASSIFICATION.search(prompt):
         return "classification"
     if _REGION.search(prompt) or _BOX.search(prompt):

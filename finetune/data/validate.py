@@ -26,7 +26,6 @@ import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from finetune.data import formats, jsonio
 from finetune.data.records import GPT, HUMAN, IMAGE_TOKEN, Record
@@ -40,7 +39,7 @@ class Problem:
     location: str
     message: str
     reason: str = ""
-    record_id: Optional[str] = None
+    record_id: str | None = None
 
     def __str__(self) -> str:
         what = f"record '{self.record_id}': " if self.record_id is not None else ""
@@ -120,7 +119,7 @@ def check_record_images(record: Record, image_root: Path) -> list[tuple[str, str
     return problems
 
 
-def validate_file(path: str | os.PathLike, format: str = "auto", image_root: Optional[str | os.PathLike] = None,
+def validate_file(path: str | os.PathLike, format: str = "auto", image_root: str | os.PathLike | None = None,
                   check_images: bool = False) -> list[Problem]:
     """Every problem of an annotation file (an InternVL meta file: of every annotation it lists).
 

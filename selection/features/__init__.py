@@ -15,8 +15,8 @@ shard layout, resume and multi-process behaviour.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def extract_features(
     model_cfg,
     cache_root=None,
     *,
-    on_shard_done: Optional[Callable[[int], None]] = None,
+    on_shard_done: Callable[[int], None] | None = None,
 ) -> np.memmap:
     """Features of ``records`` as an (N, D) fp16 memmap; row i = ``records[i]``.
 

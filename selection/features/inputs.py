@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -104,7 +104,7 @@ def resolve_layers(layers: Sequence[int], depth: int, key: str = "selection.feat
     return resolved
 
 
-def with_path(model_cfg, path: Optional[str]):
+def with_path(model_cfg, path: str | None):
     """A copy of ``model_cfg`` that loads from ``path`` (unchanged when ``path`` is None)."""
     if path is None or str(path) == str(model_cfg.path):
         return model_cfg
@@ -122,13 +122,12 @@ class ModelRunner:
     """
 
     def __init__(self, model_cfg, max_patches: int = 1):
-        from accelerate import PartialState
-
         from finetune.models.adapters import get_adapter
+        from selection.features.store import process_state
 
         self.adapter = get_adapter(model_cfg.adapter)
         self.model, self.processor = self.adapter.load(model_cfg)
-        self.device = PartialState().device
+        self.device = process_state().device
         self.model.to(self.device).eval()
         self.max_patches = max_patches
         self.image_token_id = self.adapter.image_token_id(self.model)
@@ -201,3 +200,18 @@ def encode_in_length_order(records, data, batch_size: int, features) -> tuple[np
     bad = nan_rows(out)
     out[bad] = np.nan_to_num(out[bad], nan=0.0, posinf=0.0, neginf=0.0)
     return out, {**totals, "nan_rows": int(bad.sum())}
+
+
+def model_backend_identity(name: str, model_cfg, features_cfg, **extra) -> dict:
+    """What decides a model backend's features: its name, checkpoint fingerprint and settings."""
+    from selection.features.store import model_fingerprint
+
+    return {
+        "backend": name,
+        "model": model_fingerprint(model_cfg.path),
+        "adapter": model_cfg.adapter,
+        "dtype": model_cfg.dtype,
+        "layers": list(features_cfg.layers),
+        "max_patches": features_cfg.max_patches,
+        **extra,
+    }

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -30,10 +30,10 @@ from selection.features.inputs import (
     find_decoder_layers,
     l2_normalise,
     masked_mean,
+    model_backend_identity,
     resolve_layers,
     with_path,
 )
-from selection.features.store import model_fingerprint
 
 
 @contextlib.contextmanager
@@ -90,14 +90,7 @@ class ReferenceBackend:
         self._loaded = None
 
     def identity(self) -> dict:
-        return {
-            "backend": "reference",
-            "model": model_fingerprint(self.model_cfg.path),
-            "adapter": self.model_cfg.adapter,
-            "dtype": self.model_cfg.dtype,
-            "layers": list(self.cfg.layers),
-            "max_patches": self.cfg.max_patches,
-        }
+        return model_backend_identity("reference", self.model_cfg, self.cfg)
 
     def load(self):
         if self._loaded is None:

@@ -20,8 +20,9 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -61,10 +62,13 @@ def model_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     return {"path": str(root), "files": files}
 
 
-def _state():
+def process_state():
+    """accelerate's process state; on a machine without CUDA it must be told ``cpu=True`` to pick up
+    a multi-process (gloo) launch. The state is a singleton: whoever creates it first decides."""
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
@@ -94,8 +98,8 @@ def run_sharded(
     *,
     dtype: str = "float16",
     desc: str = "shards",
-    on_shard_done: Optional[Callable[[int], None]] = None,
-    meta: Optional[dict[str, Any]] = None,
+    on_shard_done: Callable[[int], None] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> np.memmap:
     """Compute the missing shards of a cache entry, merge them, and memory-map the result.
 
@@ -121,7 +125,7 @@ def run_sharded(
         return np.load(final, mmap_mode="r")
     if n == 0:
         raise ValueError("no records to compute features for (the record list is empty)")
-    state = _state()
+    state = process_state()
     shards = entry / "shards"
     shards.mkdir(parents=True, exist_ok=True)
     ranges = shard_ranges(n, shard_size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -25,10 +25,10 @@ from selection.features.inputs import (
     find_decoder_layers,
     l2_normalise,
     masked_mean,
+    model_backend_identity,
     resolve_layers,
     with_path,
 )
-from selection.features.store import model_fingerprint
 
 POOLINGS = ("mean", "separate")
 
@@ -105,15 +105,7 @@ class TargetBackend:
         self._pool = None
 
     def identity(self) -> dict:
-        return {
-            "backend": "target",
-            "model": model_fingerprint(self.model_cfg.path),
-            "adapter": self.model_cfg.adapter,
-            "dtype": self.model_cfg.dtype,
-            "layers": list(self.cfg.layers),
-            "pooling": self.cfg.pooling,
-            "max_patches": self.cfg.max_patches,
-        }
+        return model_backend_identity("target", self.model_cfg, self.cfg, pooling=self.cfg.pooling)
 
     def pool(self) -> PooledStates:
         if self._pool is None:

@@ -9,12 +9,11 @@ of the conversation (``Record.text()``) with ``<image>`` placeholders removed; i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from selection.features.inputs import nan_rows, strip_placeholders
-from selection.features.store import model_fingerprint
+from selection.features.store import model_fingerprint, process_state
 
 
 def default_text_model() -> Path:
@@ -49,13 +48,13 @@ class TextBackend:
 
     def model(self):
         if self._model is None:
-            from accelerate import PartialState
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(self.path), device=str(PartialState().device), local_files_only=True)
+            device = str(process_state().device)
+            self._model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
         return self._model
 
-    def encode_texts(self, texts: list[str], batch_size: int, progress: Optional[bool] = False) -> np.ndarray:
+    def encode_texts(self, texts: list[str], batch_size: int, progress: bool | None = False) -> np.ndarray:
         """Unit-norm embeddings (sentence-transformers sorts by length itself and restores order)."""
         return self.model().encode(
             texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress

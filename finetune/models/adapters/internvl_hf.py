@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
@@ -46,7 +46,7 @@ def generation_prompt(processor, question: str, n_images: int = 1) -> str:
     )
 
 
-def encode(processor, prompts: Sequence[str], images: Optional[Sequence[Sequence]] = None, max_patches: Optional[int] = None):
+def encode(processor, prompts: Sequence[str], images: Sequence[Sequence] | None = None, max_patches: int | None = None):
     """Tokenise prompts with their images into one left-padded batch.
 
     Args:

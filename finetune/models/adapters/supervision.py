@@ -9,8 +9,8 @@ gives the same ids as tokenising the whole string, and the label mask is exact b
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 from finetune.data.records import GPT, HUMAN, IMAGE_TOKEN
 
@@ -79,7 +79,7 @@ class Piece:
     """Text to tokenise, or fixed ids (``atomic``: an image span that must never be cut)."""
 
     text: str = ""
-    ids: Optional[list[int]] = None
+    ids: list[int] | None = None
     supervised: bool = False
     atomic: bool = False
 
@@ -108,7 +108,7 @@ def conversation_pieces(
     turns: Sequence[tuple[str, str]],
     fmt: ChatFormat,
     image_spans: Sequence[list[int]],
-    system_message: Optional[str] = None,
+    system_message: str | None = None,
     image_marker: str = IMAGE_TOKEN,
 ) -> list[Piece]:
     """Lay out a conversation as pieces; ``image_spans[i]`` replaces the i-th ``image_marker``."""
@@ -133,7 +133,7 @@ def conversation_pieces(
 
 
 def tokenize_pieces(
-    tokenizer: Callable, pieces: Sequence[Piece], max_length: int, too_long: str = "truncate", bos_id: Optional[int] = None
+    tokenizer: Callable, pieces: Sequence[Piece], max_length: int, too_long: str = "truncate", bos_id: int | None = None
 ) -> tuple[list[int], list[int], bool]:
     """Token ids and labels for ``pieces``, cut to ``max_length``.
 

@@ -10,12 +10,13 @@ never written. Each applied fix is logged and returned by name; ``docs/remote_co
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
-from finetune.models.compat.base import STAGES, CompatContext, Fix, RemoteCodeError, logger, sibling_modules
+from finetune.models.compat.base import CompatContext, Fix, RemoteCodeError, logger, sibling_modules
 from finetune.models.compat.base import apply_fixes as _apply_stage
 from finetune.models.compat.fixes_lm import LM_FIXES
 from finetune.models.compat.fixes_vl import VL_FIXES
@@ -84,7 +85,7 @@ def load_remote_model(
     family: str,
     auto_class: str = "AutoModel",
     dtype: torch.dtype = torch.float32,
-    vision_tower_path: Optional[str] = None,
+    vision_tower_path: str | None = None,
     trust_remote_code: bool = True,
     exclude_fixes: Sequence[str] = (),
 ):
@@ -107,8 +108,8 @@ def load_remote_model(
     Raises:
         RemoteCodeError: remote code disallowed, missing auto_map entry or package, no vision tower.
     """
+    import transformers
     from transformers import AutoConfig
-    from transformers import __version__ as transformers_version
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     path = Path(path)
@@ -119,6 +120,8 @@ def load_remote_model(
         )
     raw = _read_config_json(path)
     reference = _class_reference(raw, path, auto_class)
+    if not auto_class.startswith("Auto") or not hasattr(transformers, auto_class):
+        raise ValueError(f"auto_class: '{auto_class}' is not a transformers auto class (e.g. AutoModel, AutoModelForCausalLM)")
     ctx = CompatContext(
         path=path,
         family=family,
@@ -131,8 +134,8 @@ def load_remote_model(
     model_class = get_class_from_dynamic_module(reference, str(path))
     ctx.modules = sibling_modules(model_class.__module__)
     applied += apply_fixes(ctx, "config", exclude_fixes)
-    applied += apply_fixes(ctx, "class", exclude_fixes)
-    auto = getattr(__import__("transformers", fromlist=[auto_class]), auto_class)
+    applied += _class_fixes_in_effect(model_class, apply_fixes(ctx, "class", exclude_fixes))
+    auto = getattr(transformers, auto_class)
     model, info = auto.from_pretrained(
         path, config=ctx.config, trust_remote_code=True, dtype=dtype, output_loading_info=True
     )
@@ -141,9 +144,18 @@ def load_remote_model(
     applied += apply_fixes(ctx, "model", exclude_fixes)
     logger.info(
         "loaded %s (%s) from %s under transformers %s; compat fixes: %s",
-        type(model).__name__, family, path, transformers_version, ", ".join(applied) or "none",
+        type(model).__name__, family, path, transformers.__version__, ", ".join(applied) or "none",
     )
     return model, applied
+
+
+def _class_fixes_in_effect(model_class: type, new: list[str]) -> list[str]:
+    """Class fixes patch the (cached) dynamic module once; a later load of it reports them again."""
+    module = sys.modules[model_class.__module__]
+    in_effect = [*getattr(module, "__geotune_compat_fixes__", [])]
+    in_effect += [name for name in new if name not in in_effect]
+    module.__geotune_compat_fixes__ = in_effect
+    return in_effect
 
 
 def _check_loading_info(path: Path, model, info: dict) -> None:

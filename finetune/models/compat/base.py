@@ -20,10 +20,11 @@ import inspect
 import logging
 import re
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 logger = logging.getLogger("finetune.models.compat")
 
@@ -56,8 +57,8 @@ class CompatContext:
     config: Any = None
     modules: list[ModuleType] = field(default_factory=list)
     model: Any = None
-    vision_tower_path: Optional[str] = None
-    tokenizer_loader: Optional[Callable[[], Any]] = None
+    vision_tower_path: str | None = None
+    tokenizer_loader: Callable[[], Any] | None = None
     exclude: tuple[str, ...] = ()
     _tokenizer: Any = None
 
@@ -89,8 +90,8 @@ class Fix:
 
     @property
     def summary(self) -> str:
-        """First line of the apply function's docstring: the failure this fix addresses."""
-        return (inspect.getdoc(self.apply) or self.name).splitlines()[0]
+        """The failure this fix addresses: the first line of its docstring."""
+        return (inspect.getdoc(self.apply) or self.name).splitlines()[0].replace("``", "`")
 
 
 def apply_fixes(ctx: CompatContext, stage: str, fixes: Iterable[Fix]) -> list[str]:

@@ -32,8 +32,10 @@ def _detect_tied_keys_list(ctx: CompatContext) -> list:
 
 
 def fix_tied_weights_keys_list(ctx: CompatContext, cls: type) -> None:
-    """``_tied_weights_keys`` declared as a list: transformers >= 5.0 expects a ``{target: source}`` dict and
-    ``save_pretrained`` (and tying) fail with "'list' object has no attribute 'keys'"."""
+    """``_tied_weights_keys`` is a list; transformers >= 5.0 wants a ``{target: source}`` dict.
+
+    ``save_pretrained`` (and weight tying) fail with "'list' object has no attribute 'keys'". Replace the
+    list by a descriptor that reads, on an instance, as ``{key: <input-embedding weight>}``."""
     cls._tied_weights_keys = _TiedKeysToInputEmbeddings(vars(cls)["_tied_weights_keys"])
 
 
@@ -53,12 +55,64 @@ def _detect_missing_generation_mixin(ctx: CompatContext) -> list:
 
 
 def fix_missing_generation_mixin(ctx: CompatContext, cls: type) -> None:
-    """The class defines ``prepare_inputs_for_generation`` but has no ``generate``: since transformers 4.50
-    ``PreTrainedModel`` no longer inherits ``GenerationMixin``, and the auto class only adds it to the
-    top-level class (a nested language model, e.g. ``InternVLChatModel.language_model``, stays without)."""
+    """The class has ``prepare_inputs_for_generation`` but no ``generate`` (transformers >= 4.50).
+
+    Since 4.50 ``PreTrainedModel`` no longer inherits ``GenerationMixin``; the auto class adds it only to
+    the top-level class, so a nested language model (``InternVLChatModel.language_model``) stays without
+    ``generate``. Add ``GenerationMixin`` to the class's bases."""
     from transformers import GenerationMixin
 
     cls.__bases__ = (*cls.__bases__, GenerationMixin)
+
+
+# ------------------------------------------------------------------------------ post_init never called
+
+
+def _construction_calls_post_init(cls: type) -> bool:
+    """Whether ``cls(config)`` reaches a ``post_init()`` call through its own or its bases' ``__init__``."""
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        if klass.__module__.startswith("transformers."):
+            return False
+        source = source_of(init)
+        if "post_init(" in source:
+            return True
+        if "super().__init__" not in source and "super(" not in source:
+            return False
+    return False
+
+
+def _detect_missing_post_init(ctx: CompatContext) -> list:
+    from transformers import PreTrainedModel
+
+    return [
+        cls
+        for cls in ctx.classes()
+        if issubclass(cls, PreTrainedModel)
+        and "__init__" in vars(cls)
+        and not _construction_calls_post_init(cls)
+        and not is_patched(vars(cls)["__init__"], "missing_post_init")
+    ]
+
+
+def fix_missing_post_init(ctx: CompatContext, cls: type) -> None:
+    """``__init__`` never calls ``self.post_init()`` (InternVLChatModel); transformers >= 5.0 needs it.
+
+    transformers 5 sets ``all_tied_weights_keys`` and the other per-model loading tables in ``post_init``,
+    so ``from_pretrained`` fails with "object has no attribute 'all_tied_weights_keys'". Call it at the end
+    of ``__init__`` when construction did not."""
+
+    def init_wrapper(original):
+        def __init__(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            if not hasattr(self, "all_tied_weights_keys"):
+                self.post_init()
+
+        return __init__
+
+    wrap_method(cls, "__init__", "missing_post_init", init_wrapper)
 
 
 # ------------------------------------------------------------------------------ rotary buffers
@@ -107,9 +161,11 @@ def _detect_rotary_garbage(ctx: CompatContext) -> list:
 
 @torch.no_grad()
 def fix_rotary_buffers_after_meta_init(ctx: CompatContext, module) -> None:
-    """Rotary ``inv_freq``/``cos_cached``/``sin_cached`` are non-persistent buffers computed in ``__init__``:
-    transformers >= 5.0 builds the model on the meta device and re-creates them uninitialised, so they hold
-    garbage and the loss is NaN with no error. Recompute them from ``dim``/``base`` after loading."""
+    """Rotary ``inv_freq``/``cos_cached``/``sin_cached`` hold garbage after loading (transformers >= 5.0).
+
+    They are non-persistent buffers computed in ``__init__``; transformers 5 builds the model on the meta
+    device and re-creates them uninitialised, so the loss is NaN (or silently wrong) with no error.
+    Recompute them from the module's ``dim``/``base`` after loading."""
     _recompute_rotary(module)
 
 
@@ -149,9 +205,10 @@ def _detect_tuple_cache(ctx: CompatContext) -> list:
 
 
 def fix_legacy_tuple_kv_cache(ctx: CompatContext, cls: type) -> None:
-    """The model indexes ``past_key_values[i][0]`` like the legacy tuple cache, while ``generate`` in
-    transformers >= 4.56 (and 5.x, where ``DynamicCache`` is no longer subscriptable) passes a ``Cache``:
-    convert at the boundary (Cache -> tuple into the remote code, tuple -> DynamicCache out of it)."""
+    """The model indexes ``past_key_values[i][0]`` while ``generate`` passes a ``DynamicCache`` (>= 4.56).
+
+    In transformers 5 ``DynamicCache`` is not subscriptable: "'DynamicCache' object is not subscriptable".
+    Convert at the boundary: Cache -> legacy tuple into the remote code, tuple -> DynamicCache out of it."""
 
     def prepare_wrapper(original):
         def prepare_inputs_for_generation(self, input_ids, past_key_values=None, **kwargs):
@@ -194,10 +251,11 @@ def _detect_unsliced_position_ids(ctx: CompatContext) -> list:
 
 
 def fix_generation_position_ids(ctx: CompatContext, cls: type) -> None:
-    """``prepare_inputs_for_generation`` slices ``input_ids`` to the new tokens but passes a given
-    ``position_ids`` through whole; ``generate`` in transformers >= 4.56/5.x passes full-length
-    ``position_ids`` at every step, so cached decoding indexes the wrong rotary rows (shape error or
-    wrong tokens). Keep the last ``n`` positions, ``n`` being the number of new tokens."""
+    """``generate`` passes full-length ``position_ids`` at every step (transformers >= 4.56).
+
+    The remote ``prepare_inputs_for_generation`` slices ``input_ids`` to the new tokens but passes a given
+    ``position_ids`` through whole, so cached decoding indexes the wrong rotary rows (shape error or wrong
+    tokens). Keep the last ``n`` positions, ``n`` being the number of new tokens."""
 
     def prepare_wrapper(original):
         def prepare_inputs_for_generation(self, *args, **kwargs):
@@ -216,6 +274,7 @@ def fix_generation_position_ids(ctx: CompatContext, cls: type) -> None:
 LM_FIXES = [
     Fix("tied_weights_keys_list", "class", "transformers>=5.0", _detect_tied_keys_list, fix_tied_weights_keys_list),
     Fix("missing_generation_mixin", "class", "transformers>=4.50", _detect_missing_generation_mixin, fix_missing_generation_mixin),
+    Fix("missing_post_init", "class", "transformers>=5.0", _detect_missing_post_init, fix_missing_post_init),
     Fix("legacy_tuple_kv_cache", "class", "transformers>=4.56", _detect_tuple_cache, fix_legacy_tuple_kv_cache),
     Fix("generation_position_ids", "class", "transformers>=4.56", _detect_unsliced_position_ids, fix_generation_position_ids),
     Fix("rotary_buffers_after_meta_init", "model", "transformers>=5.0", _detect_rotary_garbage, fix_rotary_buffers_after_meta_init),

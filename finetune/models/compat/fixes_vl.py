@@ -11,7 +11,15 @@ from pathlib import Path
 
 import torch
 
-from finetune.models.compat.base import CompatContext, Fix, RemoteCodeError, is_patched, own_methods, source_of, wrap_method
+from finetune.models.compat.base import (
+    CompatContext,
+    Fix,
+    RemoteCodeError,
+    is_patched,
+    own_methods,
+    source_of,
+    wrap_method,
+)
 
 # Extras that the public remote code imports unconditionally -> the geotune extra that installs them.
 REMOTE_EXTRA_PACKAGES = {"timm": "remote", "einops": "remote"}
@@ -31,8 +39,10 @@ def _detect_missing_imports(ctx: CompatContext) -> list:
 
 
 def fix_missing_remote_imports(ctx: CompatContext, target) -> None:
-    """Remote code imports a package unconditionally (InternViT: ``from timm.models.layers import DropPath``)
-    that geotune's base install lacks: fail before import with the install command (all versions)."""
+    """Remote code imports a package geotune's base install lacks (InternViT: timm).
+
+    The public InternViT code does ``from timm.models.layers import DropPath`` unconditionally (all
+    transformers versions). Fail before any import with the install command (extra ``remote``)."""
     file, package = target
     raise RemoteCodeError(
         f"{file}: the checkpoint's remote code imports '{package}', which is not installed. "
@@ -58,9 +68,10 @@ def _detect_required_image_flags(ctx: CompatContext) -> list:
 
 
 def fix_required_image_flags(ctx: CompatContext, cls: type) -> None:
-    """``InternVLChatModel.forward`` calls ``image_flags.squeeze(-1)`` although ``image_flags`` defaults to
-    None, so a forward without it (eval, doctor, HF-style collators) fails (all transformers versions).
-    Default it to "every tile is a real image": ones of shape ``(num_tiles, 1)``."""
+    """``InternVLChatModel.forward`` fails without ``image_flags`` although it defaults to None.
+
+    It calls ``image_flags.squeeze(-1)`` (all transformers versions), so eval, doctor and HF-style
+    collators fail. Default it to "every tile is a real image": ones of shape ``(num_tiles, 1)``."""
 
     def forward_wrapper(original):
         signature = inspect.signature(original)
@@ -106,8 +117,10 @@ def _detect_cuda_calls(ctx: CompatContext) -> list:
 
 
 def fix_cuda_calls_on_cpu(ctx: CompatContext, target) -> None:
-    """Methods call ``.cuda()`` (InternVL ``chat``/``batch_chat``, XComposer2 text-only ``chat``), which fails
-    on a machine without CUDA (all versions). On such a machine, route those calls to the model's device."""
+    """Methods call ``.cuda()``, which fails on a machine without CUDA (all versions).
+
+    InternVL ``chat``/``batch_chat`` and XComposer2's text-only ``chat`` do. On such a machine, route the
+    calls made inside those methods to the model's device."""
     cls, name = target
 
     def wrapper(original):
@@ -127,15 +140,36 @@ def fix_cuda_calls_on_cpu(ctx: CompatContext, target) -> None:
 def _detect_missing_max_length(ctx: CompatContext) -> list:
     if getattr(ctx.config, "max_length", None) is not None:
         return []
-    uses = any(re.search(r"config\.max_length", source_of(m)) for m in ctx.modules)
-    return [ctx.config] if uses else []
+    return [
+        cls
+        for cls in ctx.classes()
+        if "__init__" in vars(cls)
+        and re.search(r"config\.max_length", source_of(vars(cls)["__init__"]))
+        and not is_patched(vars(cls)["__init__"], "missing_config_max_length")
+    ]
 
 
-def fix_missing_config_max_length(ctx: CompatContext, config) -> None:
-    """XComposer2's ``__init__`` reads ``config.max_length``; transformers >= 5.0 no longer gives configs the
-    generation attributes (``max_length`` included), so construction fails with AttributeError. Restore it
-    from ``config.json`` when written there, else ``max_position_embeddings`` (the most the model takes)."""
-    config.max_length = ctx.raw_config.get("max_length") or getattr(config, "max_position_embeddings", 4096)
+def fix_missing_config_max_length(ctx: CompatContext, cls: type) -> None:
+    """XComposer2's ``__init__`` reads ``config.max_length``, gone from configs in transformers >= 5.0.
+
+    Construction fails with AttributeError, and a ``max_length`` left on the config makes ``generate``
+    refuse to run. Provide it during ``__init__`` only: the value in ``config.json`` when written there,
+    else ``max_position_embeddings``."""
+    value = ctx.raw_config.get("max_length") or getattr(ctx.config, "max_position_embeddings", 4096)
+
+    def init_wrapper(original):
+        def __init__(self, config, *args, **kwargs):
+            if getattr(config, "max_length", None) is not None:
+                return original(self, config, *args, **kwargs)
+            config.max_length = value
+            try:
+                return original(self, config, *args, **kwargs)
+            finally:
+                del config.max_length
+
+        return __init__
+
+    wrap_method(cls, "__init__", "missing_config_max_length", init_wrapper)
 
 
 # ------------------------------------------------------------------------------ XComposer2 CLIP vision tower
@@ -201,10 +235,12 @@ def _detect_nested_clip_load(ctx: CompatContext) -> list:
 
 
 def fix_nested_clip_from_pretrained(ctx: CompatContext, module) -> None:
-    """XComposer2's ``__init__`` calls ``CLIPVisionModel.from_pretrained('openai/clip-vit-large-patch14-336')``:
-    offline that needs a local folder, and in transformers >= 5.0 the outer load builds on the meta device,
-    where a nested ``from_pretrained`` fails. Redirect the name to ``model.vision_tower_path`` (or the Hub
-    cache); on the meta device build the tower from its config: its weights are in the outer checkpoint."""
+    """XComposer2's ``__init__`` downloads CLIP with a nested ``from_pretrained`` (fails on meta / offline).
+
+    It calls ``CLIPVisionModel.from_pretrained('openai/clip-vit-large-patch14-336')``: offline that needs a
+    local folder, and transformers >= 5.0 builds the outer model on the meta device, where a nested
+    ``from_pretrained`` raises. Redirect the name to ``model.vision_tower_path`` (or the Hub cache); on
+    the meta device build the tower from its config (its weights are in the outer checkpoint)."""
     clip = compat_clip_class(module)
     local = resolve_vision_tower(CLIP_HUB_NAME, ctx.vision_tower_path, ctx.family)
     loader = super(clip, clip).from_pretrained.__func__
@@ -230,9 +266,10 @@ def _detect_vision_model_attr(ctx: CompatContext) -> list:
 
 
 def fix_clip_vision_model_attr(ctx: CompatContext, module) -> None:
-    """The remote code reaches CLIP's layers through ``CLIPVisionModel.vision_model``, a wrapper that
-    transformers >= 5.0 removed (embeddings/encoder sit on the model itself): AttributeError. Give the
-    module's CLIP class a ``vision_model`` property returning the model itself."""
+    """The code reaches CLIP through ``CLIPVisionModel.vision_model``, removed in transformers >= 5.0.
+
+    Embeddings and encoder sit on the model itself now: AttributeError. Give the module's CLIP class a
+    ``vision_model`` property that returns the model."""
     compat_clip_class(module).vision_model = property(lambda self: self)
 
 
@@ -241,25 +278,50 @@ def _detect_clip_size_check(ctx: CompatContext) -> list:
         m
         for m in _clip_modules(ctx)
         if re.search(r"position_embedding\s*=", source_of(m))
-        and not is_patched(vars(m.CLIPVisionModel).get("forward"), "clip_resized_position_table")
+        and not is_patched(vars(m.CLIPVisionModel).get("__init__"), "clip_resized_position_table")
     ]
 
 
+def _sized_by_position_table(embeddings_class: type) -> type:
+    """A subclass of CLIP's vision embeddings whose image size and patch counts follow its position table."""
+    import math
+
+    def derived(count):
+        return property(lambda self: count(self.position_embedding.num_embeddings), lambda self, value: None)
+
+    return type(
+        embeddings_class.__name__,
+        (embeddings_class,),
+        {
+            "num_positions": derived(lambda n: n),
+            "num_patches": derived(lambda n: n - 1),
+            "image_size": property(
+                lambda self: math.isqrt(self.position_embedding.num_embeddings - 1) * self.patch_size,
+                lambda self, value: None,
+            ),
+            "__module__": __name__,
+        },
+    )
+
+
 def fix_clip_resized_position_table(ctx: CompatContext, module) -> None:
-    """XComposer2 resizes CLIP's position table from 24x24 to 35x35 patches (490 px) but leaves
-    ``config.image_size`` at 336; CLIP in transformers >= 4.45 rejects 490-px input ("Input image size
-    (490*490) doesn't match model (336*336)"). Pass ``interpolate_pos_encoding=True`` for such input: with a
-    table of exactly the input's patch count CLIP then uses the resized table as is."""
+    """CLIP's sizes stay at 336 px after XComposer2 resizes its position table to 490 px.
+
+    CLIP in transformers >= 4.45 rejects 490-px input ("Input image size (490*490) doesn't match model
+    (336*336)"), and transformers >= 5.0 re-initialises ``position_ids`` after loading from the stale count
+    (size-mismatch RuntimeError). Make the tower's embeddings take their sizes from the table."""
     clip = compat_clip_class(module)
-    original = clip.forward
+    original = clip.__init__
 
-    def forward(self, pixel_values=None, *args, **kwargs):
-        if pixel_values is not None and pixel_values.shape[-1] != self.config.image_size:
-            kwargs.setdefault("interpolate_pos_encoding", True)
-        return original(self, pixel_values, *args, **kwargs)
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        embeddings = self.embeddings
+        if not getattr(type(embeddings), "__geotune_sized__", False):
+            embeddings.__class__ = _sized_by_position_table(type(embeddings))
+            embeddings.__class__.__geotune_sized__ = True
 
-    forward.__geotune_fixes__ = ("clip_resized_position_table",)
-    clip.forward = forward
+    __init__.__geotune_fixes__ = ("clip_resized_position_table",)
+    clip.__init__ = __init__
 
 
 # ------------------------------------------------------------------------------ hard-coded token ids
@@ -273,7 +335,7 @@ def _token_permutation(pairs: dict[int, int]) -> dict[int, int]:
     mapping = {a: h for a, h in pairs.items() if a != h}
     free_sources = [h for h in mapping.values() if h not in mapping]
     free_targets = [a for a in mapping if a not in mapping.values()]
-    mapping.update(zip(free_sources, free_targets))
+    mapping.update(zip(free_sources, free_targets, strict=True))
     return mapping
 
 
@@ -310,10 +372,11 @@ def _detect_hard_coded_ids(ctx: CompatContext) -> list:
 
 
 def fix_hard_coded_token_ids(ctx: CompatContext, target) -> None:
-    """XComposer2's ``mask_human_targets`` hard-codes InternLM2's ids (``<|im_end|>`` = 92542, eos = 2), so with
-    any other tokenizer the human turns are not masked (all versions). Derive the ids from the checkpoint's
-    tokenizer: run the method on ids permuted so that the tokenizer's ``<|im_end|>``/eos read as 92542/2, and
-    permute the kept targets back (the method only compares and copies ids)."""
+    """``mask_human_targets`` hard-codes InternLM2's ids (``<|im_end|>`` 92542, eos 2).
+
+    With any other tokenizer the human turns are not masked (all versions). Derive the ids from the
+    checkpoint's tokenizer: run the method on ids permuted so that the tokenizer's ``<|im_end|>``/eos read
+    as 92542/2, and permute the kept targets back (the method only compares and copies ids)."""
     cls, name = target
     mapping = _token_permutation(_actual_ids(ctx.tokenizer))
     inverse = {v: k for k, v in mapping.items()}
@@ -330,7 +393,7 @@ def fix_hard_coded_token_ids(ctx: CompatContext, target) -> None:
 
 VL_FIXES = [
     Fix("missing_remote_imports", "files", "all versions", _detect_missing_imports, fix_missing_remote_imports),
-    Fix("missing_config_max_length", "config", "transformers>=5.0", _detect_missing_max_length, fix_missing_config_max_length),
+    Fix("missing_config_max_length", "class", "transformers>=5.0", _detect_missing_max_length, fix_missing_config_max_length),
     Fix("nested_clip_from_pretrained", "class", "transformers>=5.0 (offline: all)", _detect_nested_clip_load, fix_nested_clip_from_pretrained),
     Fix("clip_vision_model_attr", "class", "transformers>=5.0", _detect_vision_model_attr, fix_clip_vision_model_attr),
     Fix("clip_resized_position_table", "class", "transformers>=4.45", _detect_clip_size_check, fix_clip_resized_position_table),

@@ -1,0 +1,281 @@
+"""`geotune doctor MODEL_DIR`: does this checkpoint load, train a step and generate here? Ask before GPU hours.
+
+It loads the checkpoint as training would (the HF-native adapter, or the remote-code loader with its
+compat fixes), runs one forward + backward on a dummy image, and a short greedy generation twice: with the
+KV cache (``generate``) and without it (one full forward per token). It checks that loss, logits and
+gradients are finite and that both generations agree, then prints the compat fixes applied, dtype,
+parameter counts and image tokens per tile. Exit status 0 when every check passes, 1 otherwise (the
+failed checks say why), 2 when the checkpoint cannot be loaded at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+# config.json "architectures" -> family; the HF-native InternVL has model_type "internvl" and no auto_map.
+REMOTE_FAMILIES = {"InternVLChatModel": "internvl_remote", "InternLMXComposer2ForCausalLM": "xcomposer2"}
+FAMILIES = ("internvl_hf", "internvl_remote", "xcomposer2", "remote_lm")
+QUESTION = "What is in the image?"
+
+
+@dataclass
+class Probe:
+    """What one family needs for the checks: a training batch, a generation prompt, a decoder step."""
+
+    loss: Callable[[], torch.Tensor]
+    generate: Callable[[int], list[int]]
+    step_logits: Callable[[list[int]], torch.Tensor]
+    image_tokens_per_tile: int | None
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def info(self, key: str, value) -> None:
+        self.lines.append(f"  {key:<24} {value}")
+
+    def check(self, ok: bool, name: str, reason: str = "") -> bool:
+        self.lines.append(f"  [{'ok' if ok else 'FAIL'}] {name}" + ("" if ok else f": {reason}"))
+        if not ok:
+            self.failures.append(f"{name}: {reason}")
+        return ok
+
+
+def detect_family(model_dir: Path) -> str:
+    """The adapter a checkpoint needs, from its config.json (``auto`` on the command line)."""
+    raw = json.loads((model_dir / "config.json").read_text())
+    for arch in raw.get("architectures") or []:
+        if arch in REMOTE_FAMILIES:
+            return REMOTE_FAMILIES[arch]
+    if raw.get("auto_map"):
+        return "remote_lm"
+    return "internvl_hf"
+
+
+def dummy_image(size: int = 64):
+    """A deterministic RGB test card: gradients and a square, so features are not constant."""
+    from PIL import Image
+
+    xs = torch.linspace(0, 255, size)
+    red, green = xs.view(1, -1).expand(size, size), xs.view(-1, 1).expand(size, size)
+    blue = torch.zeros(size, size)
+    blue[size // 4 : size // 2, size // 4 : size // 2] = 255
+    return Image.fromarray(torch.stack([red, green, blue], -1).to(torch.uint8).numpy())
+
+
+def load_for_training(model_dir: Path, family: str, args):
+    """``(model, tokenizer_or_processor, applied_fixes)`` loaded the way training loads them."""
+    from finetune.models.adapters.internvl_hf import resolve_dtype
+
+    dtype = resolve_dtype(args.dtype)
+    if family == "internvl_hf":
+        from finetune.config import ModelConfig
+        from finetune.models.adapters import get_adapter
+
+        cfg = ModelConfig(path=str(model_dir), adapter=family, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
+        model, processor = get_adapter("internvl_hf").load(cfg)
+        return model, processor, []
+    from transformers import AutoTokenizer
+
+    from finetune.models.compat import load_remote_model
+
+    auto_class = "AutoModel" if family != "remote_lm" else "AutoModelForCausalLM"
+    model, fixes = load_remote_model(
+        model_dir, family=family, auto_class=auto_class, dtype=dtype,
+        vision_tower_path=args.vision_tower_path, trust_remote_code=args.trust_remote_code,
+    )
+    return model, AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True), fixes
+
+
+def _greedy_uncached(step_logits: Callable[[list[int]], torch.Tensor], n: int) -> list[int]:
+    tokens: list[int] = []
+    for _ in range(n):
+        tokens.append(int(step_logits(tokens).argmax(-1)))
+    return tokens
+
+
+def _labels(input_ids: torch.Tensor, ignore: set[int]) -> torch.Tensor:
+    labels = input_ids.clone()
+    for token in ignore:
+        labels[labels == token] = -100
+    return labels
+
+
+def probe_internvl_hf(model, processor) -> Probe:
+    from finetune.models.adapters import internvl_hf
+
+    size = processor.image_processor.size["height"]
+    prompt = internvl_hf.generation_prompt(processor, QUESTION, 1)
+    batch = internvl_hf.encode(processor, [prompt], [[dummy_image(size)]])
+    image_id = internvl_hf.image_token_id(model)
+
+    def extend(tokens):
+        ids = torch.cat([batch["input_ids"], torch.tensor([tokens], dtype=torch.long)], 1)
+        return {**batch, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    return Probe(
+        loss=lambda: model(**batch, labels=_labels(batch["input_ids"], {image_id})).loss,
+        generate=lambda n: model.generate(**batch, max_new_tokens=n, do_sample=False, min_new_tokens=n)[0, batch["input_ids"].shape[1]:].tolist(),
+        step_logits=lambda tokens: model(**extend(tokens)).logits[0, -1],
+        image_tokens_per_tile=int((batch["input_ids"] == image_id).sum()) // int(batch["pixel_values"].shape[0]),
+    )
+
+
+def _pixels(size: int) -> torch.Tensor:
+    from torchvision.transforms.functional import normalize, to_tensor
+
+    return normalize(to_tensor(dummy_image(size)), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).unsqueeze(0)
+
+
+def probe_internvl_remote(model, tokenizer) -> Probe:
+    config = model.config
+    pixels = _pixels(config.force_image_size or config.vision_config.image_size).to(model.dtype)
+    model.img_context_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+    image = "<img>" + "<IMG_CONTEXT>" * model.num_image_token + "</img>"
+    prompt = f"<|im_start|>user\n{image}\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    flags = torch.ones(1, 1, dtype=torch.long)
+
+    def forward(tokens, **kw):
+        full = torch.cat([ids, torch.tensor([tokens], dtype=torch.long)], 1)
+        return model(pixel_values=pixels, input_ids=full, attention_mask=torch.ones_like(full), image_flags=flags, **kw)
+
+    return Probe(
+        loss=lambda: forward([], labels=_labels(ids, {model.img_context_token_id})).loss,
+        generate=lambda n: model.generate(pixel_values=pixels, input_ids=ids, attention_mask=torch.ones_like(ids),
+                                          max_new_tokens=n, min_new_tokens=n, do_sample=False)[0].tolist()[-n:],
+        step_logits=lambda tokens: forward(tokens).logits[0, -1],
+        image_tokens_per_tile=int(model.num_image_token),
+    )
+
+
+def probe_xcomposer2(model, tokenizer) -> Probe:
+    model.tokenizer = tokenizer
+    size = model.vit.vision_tower.config.patch_size * math.isqrt(
+        model.vit.vision_tower.vision_model.embeddings.position_embedding.num_embeddings - 1
+    )
+    image = model.vis_processor(dummy_image(size)) if hasattr(model, "vis_processor") else _pixels(size)[0]
+    image = image.unsqueeze(0).to(model.dtype)
+    prompt = f"<|im_start|>user\n<ImageHere>{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
+    embeds, mask = model.interleav_wrap([image], [[prompt]])[:2]
+
+    def step_logits(tokens):
+        new = model.get_input_embeddings()(torch.tensor([tokens], dtype=torch.long))
+        full = torch.cat([embeds, new], 1)
+        return model(inputs_embeds=full, attention_mask=torch.ones(full.shape[:2], dtype=torch.long)).logits[0, -1]
+
+    return Probe(
+        loss=lambda: model(samples={"data_type": ["multi"], "text_input": [[prompt + "beach<|im_end|>\n"]], "image": [image]}).loss,
+        generate=lambda n: model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=n,
+                                          min_new_tokens=n, do_sample=False)[0].tolist()[-n:],
+        step_logits=step_logits,
+        image_tokens_per_tile=int(model.vit(image).shape[1]),
+    )
+
+
+def probe_remote_lm(model, tokenizer) -> Probe:
+    ids = tokenizer(f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n", return_tensors="pt")["input_ids"]
+
+    def step_logits(tokens):
+        full = torch.cat([ids, torch.tensor([tokens], dtype=torch.long)], 1)
+        return model(input_ids=full, attention_mask=torch.ones_like(full), use_cache=False).logits[0, -1]
+
+    return Probe(
+        loss=lambda: model(input_ids=ids, labels=ids).loss,
+        generate=lambda n: model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
+                                          do_sample=False)[0, ids.shape[1]:].tolist(),
+        step_logits=step_logits,
+        image_tokens_per_tile=None,
+    )
+
+
+PROBES = {"internvl_hf": probe_internvl_hf, "internvl_remote": probe_internvl_remote,
+          "xcomposer2": probe_xcomposer2, "remote_lm": probe_remote_lm}
+
+
+def _finite_grads(model) -> tuple[int, int, float]:
+    """(parameters with a gradient, of which non-finite, total grad norm)."""
+    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    bad = sum(int(not torch.isfinite(g).all()) for g in grads)
+    norm = float(torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads]))) if grads else 0.0
+    return len(grads), bad, norm
+
+
+def diagnose(model_dir: Path, family: str, args, report: Report) -> None:
+    """Run every check on one checkpoint, recording lines and failures in ``report``."""
+    model, tok_or_processor, fixes = load_for_training(model_dir, family, args)
+    from finetune.models.compat import FIXES
+
+    summaries = {fix.name: fix.summary for fix in FIXES}
+    report.info("model class", type(model).__name__)
+    report.info("dtype", str(next(model.parameters()).dtype).replace("torch.", ""))
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    report.info("parameters", f"{total:,} total, {trainable:,} trainable")
+    report.info("compat fixes applied", len(fixes) if fixes else "none")
+    for name in fixes:
+        report.lines.append(f"    - {name}: {summaries.get(name, '')}")
+    probe = PROBES[family](model, tok_or_processor)
+    report.info("image tokens per tile", probe.image_tokens_per_tile if probe.image_tokens_per_tile else "n/a (text-only)")
+
+    model.train()
+    loss = probe.loss()
+    report.info("loss (one step)", f"{loss.item():.4f}")
+    if report.check(bool(torch.isfinite(loss)), "loss is finite", f"loss is {loss.item()}"):
+        loss.backward()
+        with_grad, bad, norm = _finite_grads(model)
+        report.info("grad norm", f"{norm:.4g} over {with_grad} tensors")
+        report.check(with_grad > 0 and bad == 0 and norm > 0, "gradients finite and non-zero",
+                     f"{bad} of {with_grad} gradient tensors non-finite, norm {norm}")
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    with torch.no_grad():
+        logits = probe.step_logits([])
+        report.check(bool(torch.isfinite(logits).all()), "logits are finite", "NaN/inf in the next-token logits")
+        cached = probe.generate(args.max_new_tokens)
+        uncached = _greedy_uncached(probe.step_logits, args.max_new_tokens)
+    report.info("greedy (KV cache)", cached)
+    report.info("greedy (no cache)", uncached)
+    report.check(cached == uncached, "cached and uncached generation agree",
+                 "the KV-cache path decodes different tokens than full forwards (cache or position bug)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", type=Path, help="local checkpoint folder")
+    parser.add_argument("--adapter", default="auto", choices=("auto", *FAMILIES),
+                        help="model family (auto: from config.json; remote_lm: a bare remote causal LM)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow the checkpoint's own modeling code (recipe key model.trust_remote_code)")
+    parser.add_argument("--vision-tower-path", default=None,
+                        help="local CLIP folder for XComposer2's vision tower (recipe key model.vision_tower_path)")
+    parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    parser.add_argument("--max-new-tokens", type=int, default=4, help="tokens of the greedy generation check")
+
+
+def run(args: argparse.Namespace) -> int:
+    model_dir = Path(args.model_dir)
+    if not (model_dir / "config.json").exists():
+        print(f"geotune doctor: no checkpoint at '{model_dir}' (config.json missing)", file=sys.stderr)
+        return 2
+    family = detect_family(model_dir) if args.adapter == "auto" else args.adapter
+    report = Report(lines=[f"geotune doctor {model_dir} (adapter {family})"])
+    try:
+        diagnose(model_dir, family, args, report)
+    except Exception as err:  # every failure becomes a reason line and a non-zero exit, never a traceback
+        report.check(False, "checkpoint loads and runs", f"{type(err).__name__}: {err}")
+    print("\n".join(report.lines))
+    if report.failures:
+        print(f"FAILED ({len(report.failures)}): " + "; ".join(report.failures), file=sys.stderr)
+        return 1
+    print("OK: loads, trains a step and generates")
+    return 0

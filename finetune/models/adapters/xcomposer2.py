@@ -1,0 +1,126 @@
+"""InternLM-XComposer2-VL (remote code): ``<ImageHere>`` images, Partial LoRA via ``im_mask``, 490-px input.
+
+Prompt layout (IXC2's fine-tuning ``conv2text``): ``[UNUSED_TOKEN_146]user\\n…[UNUSED_TOKEN_145]\\n``
+``[UNUSED_TOKEN_146]assistant\\n…[UNUSED_TOKEN_145]\\n``; the answer and its ``[UNUSED_TOKEN_145]``
+are supervised. IXC2's ``interleav_wrap`` tokenises raw text inside the model and its
+``mask_human_targets`` hard-codes token id 92542, so geotune tokenises here instead, with exact label
+masks: each image becomes a run of ``[UNUSED_TOKEN_141]`` ids (one per image token) whose embeddings
+``forward_for_training`` replaces with ``vision_proj(vit(image))``, and ``im_mask`` marks the same
+positions, as ``interleav_wrap`` does. Tested against geotune's stand-in checkpoint, not the real weights.
+Its Partial LoRA cannot be merged naively (see ``geotune export``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from finetune.models.adapters import supervision as sv
+from finetune.models.adapters.internvl_remote import RemoteProcessor, load_remote
+
+IMAGE_HERE = "<ImageHere>"
+IMAGE_PLACEHOLDER = "[UNUSED_TOKEN_141]"
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+PARTS = {"vision": ["vit"], "projector": ["vision_proj"], "llm": ["model", "output"]}
+
+
+def load(model_cfg):
+    from transformers import AutoTokenizer
+
+    model = load_remote(model_cfg, "xcomposer2")
+    tokenizer = AutoTokenizer.from_pretrained(model_cfg.path, trust_remote_code=True)
+    model.tokenizer = tokenizer  # interleav_wrap reads it, as in the original
+    model.geotune_image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
+    config = model.config
+    size = int(getattr(config, "img_size", 490))
+    patch = int(config.vision_config.get("patch_size", 14)) if isinstance(config.vision_config, dict) else 14
+    processor = RemoteProcessor(
+        tokenizer=tokenizer, image_size=size, num_image_token=(size // patch) ** 2, template="xcomposer2",
+        system_message=model_cfg.system_message or None, max_tiles=1, use_thumbnail=False, mean=CLIP_MEAN, std=CLIP_STD,
+    )
+    return model, processor
+
+
+def _span(processor) -> list[int]:
+    return [processor.tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)] * processor.num_image_token
+
+
+def encode_for_training(processor, record, images, max_length: int, *, model_cfg=None, too_long: str = "truncate") -> dict:
+    """Ids (image positions = ``[UNUSED_TOKEN_141]``), labels (answers only), ``pixel_values`` (n_images, 3, S, S)."""
+    turns = [(role, text.replace(IMAGE_HERE, sv.IMAGE_TOKEN)) for role, text in sv.conversation_turns(record)]
+    out = {}
+    if sv.has_pixels(images):
+        out["pixel_values"] = torch.stack([processor.pixels(image) for image in images])
+    pieces = sv.conversation_pieces(turns, sv.XCOMPOSER2, [_span(processor)] * len(images), processor.system_message)
+    bos = processor.tokenizer.bos_token_id
+    ids, labels, truncated = sv.tokenize_pieces(processor.tokenizer, pieces, max_length, too_long, bos)
+    out.update(input_ids=ids, labels=labels, truncated=truncated)
+    return out
+
+
+def unwrap(model):
+    """The remote model inside DeepSpeed / DDP (``.module``) and peft (``get_base_model``) wrappers."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def image_embeds(model, input_ids: torch.Tensor, pixel_values: Optional[torch.Tensor]):
+    """Token embeddings with image positions replaced by ``vision_proj(vit(pixels))``; and ``im_mask``."""
+    base = unwrap(model)
+    im_mask = input_ids == base.geotune_image_token_id
+    embeds = base.get_input_embeddings()(input_ids)
+    if pixel_values is not None:
+        images, _, _ = base.img2emb(pixel_values.to(embeds.dtype))
+        embeds = embeds.masked_scatter(im_mask[..., None], images.reshape(-1, images.shape[-1]).to(embeds.dtype))
+    return embeds, im_mask
+
+
+def forward_for_training(model, batch: dict):
+    """IXC2's own forward on ``inputs_embeds`` + ``im_mask`` (Partial LoRA on image tokens) + our labels."""
+    embeds, im_mask = image_embeds(model, batch["input_ids"], batch.get("pixel_values"))
+    return model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"], im_mask=im_mask)
+
+
+def generation_prompt(processor, question: str, n_images: int = 1) -> str:
+    return sv.XCOMPOSER2.user.format(IMAGE_HERE * n_images + question) + sv.XCOMPOSER2.assistant_prefix
+
+
+def encode(processor, prompts: Sequence[str], images: Optional[Sequence[Sequence]] = None, max_patches: Optional[int] = None):
+    """Left-padded ``input_ids``/``attention_mask`` (image runs as ``[UNUSED_TOKEN_141]``) + ``pixel_values``.
+
+    Feed ``image_embeds(model, input_ids, pixel_values)`` to the model as ``inputs_embeds`` with ``im_mask``.
+    """
+    from transformers import BatchFeature
+
+    tok = processor.tokenizer
+    rows, pixels = [], []
+    for i, prompt in enumerate(prompts):
+        parts = prompt.split(IMAGE_HERE)
+        ids = [tok.bos_token_id] + tok(parts[0], add_special_tokens=False)["input_ids"]
+        for part in parts[1:]:
+            ids += _span(processor) + tok(part, add_special_tokens=False)["input_ids"]
+        rows.append(ids)
+        pixels += [processor.pixels(image) for image in (images[i] if images else [])]
+    longest = max(len(r) for r in rows)
+    batch = {"input_ids": torch.tensor([[tok.pad_token_id] * (longest - len(r)) + r for r in rows]),
+             "attention_mask": torch.tensor([[0] * (longest - len(r)) + [1] * len(r) for r in rows])}
+    if pixels:
+        batch["pixel_values"] = torch.stack(pixels)
+    return BatchFeature(batch)
+
+
+def image_token_id(model) -> int:
+    return int(unwrap(model).geotune_image_token_id)
+
+
+def lora_targets(model, lora_cfg, train_llm: bool = True) -> list[str]:
+    from finetune.lora import LLM_TARGETS, VISION_TARGETS, resolve_lora_targets
+
+    return resolve_lora_targets(model, PARTS, LLM_TARGETS["internlm2"], VISION_TARGETS["clip"], lora_cfg, train_llm)
+
+
+def apply_freeze(model, train_cfg) -> None:
+    from finetune.lora import apply_freeze as freeze
+
+    freeze(model, PARTS, train_cfg)

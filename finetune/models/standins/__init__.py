@@ -1,0 +1,113 @@
+"""Stand-in remote-code checkpoints: tiny, random-init, written by geotune, loaded with ``trust_remote_code``.
+
+The original InternVL2 / Mini-InternVL (``InternVLChatModel``) and InternLM-XComposer2-VL checkpoints
+ship their own modeling code and cannot be downloaded here. These builders write checkpoint folders in
+the same shape: ``config.json`` with ``auto_map``, the modeling ``.py`` files beside the weights
+(``model.safetensors``) and a tokenizer, so the ``internvl_remote`` and ``xcomposer2`` adapters load
+them exactly as they load the real ones. The modules reproduce the documented interfaces (module
+names, ``img_context_token_id``, ``image_flags``, ``interleav_wrap``, ``im_mask``, Partial LoRA), not
+the original code. They are written for transformers 5 and need no compat fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PHI3_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>", "<|system|>"]
+IXC2_TOKENS = ["[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]", "[UNUSED_TOKEN_141]", "<s>"]
+
+
+def _tokenizer(extra_tokens=()):
+    from finetune.models.tiny import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    tokenizer.padding_side = "right"
+    if extra_tokens:
+        tokenizer.add_special_tokens({"additional_special_tokens": list(extra_tokens)})
+    return tokenizer
+
+
+def _write(out_dir, model, tokenizer, code_files, auto_map) -> Path:
+    """Save weights + tokenizer + modeling code with ``auto_map`` into ``out_dir``, atomically."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        tmp.chmod(0o755)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for name in code_files:
+            shutil.copy(HERE / name, tmp / name)
+        config = json.loads((tmp / "config.json").read_text())
+        config["auto_map"] = auto_map
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def build_standin_internvl_chat(out_dir, seed: int = 0, llm: str = "qwen2", image_size: int = 56) -> Path:
+    """A tiny ``InternVLChatModel`` checkpoint: InternViT (14-px patches) + Qwen2 (Hermes-2) or Phi3 (phi3-chat).
+
+    ``image_size`` 56 gives 4 image tokens per tile (the real 448 gives 256).
+    """
+    import torch
+
+    from finetune.models.standins.configuration_internvl_chat import InternVLChatConfig
+    from finetune.models.standins.modeling_internvl_chat import InternVLChatModel
+
+    if llm not in ("qwen2", "phi3"):
+        raise ValueError(f"stand-in InternVL: llm '{llm}' is not one of qwen2, phi3")
+    tokenizer = _tokenizer(PHI3_TOKENS if llm == "phi3" else ())
+    text = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    arch = {"qwen2": "Qwen2ForCausalLM", "phi3": "Phi3ForCausalLM"}[llm]
+    config = InternVLChatConfig(
+        vision_config=dict(image_size=image_size, patch_size=14, hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=2),
+        llm_config=dict(model_type=llm, architectures=[arch], **text),
+        template={"qwen2": "Hermes-2", "phi3": "phi3-chat"}[llm], force_image_size=image_size,
+        dynamic_image_size=True, use_thumbnail=True, max_dynamic_patch=6, downsample_ratio=0.5,
+    )
+    config.architectures = ["InternVLChatModel"]
+    torch.manual_seed(seed)
+    model = InternVLChatModel(config).eval()
+    auto_map = {"AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+                "AutoModel": "modeling_internvl_chat.InternVLChatModel",
+                "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel"}
+    return _write(out_dir, model, tokenizer, ["configuration_internvl_chat.py", "modeling_internvl_chat.py"], auto_map)
+
+
+def build_standin_xcomposer2(out_dir, seed: int = 0, image_size: int = 56) -> Path:
+    """A tiny InternLM-XComposer2-VL checkpoint (CLIP 14-px patches: 16 image tokens at 56 px; 1,225 at 490)."""
+    import torch
+
+    from finetune.models.standins.configuration_internlm_xcomposer2 import InternLMXcomposer2Config
+    from finetune.models.standins.modeling_internlm_xcomposer2 import InternLMXComposer2ForCausalLM
+
+    tokenizer = _tokenizer(IXC2_TOKENS)
+    tokenizer.bos_token = "<s>"
+    config = InternLMXcomposer2Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, img_size=image_size, plora_r=4, plora_alpha=8, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.convert_tokens_to_ids("[UNUSED_TOKEN_145]"),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14),
+    )
+    config.architectures = ["InternLMXComposer2ForCausalLM"]
+    torch.manual_seed(seed)
+    model = InternLMXComposer2ForCausalLM(config).eval()
+    auto_map = {"AutoConfig": "configuration_internlm_xcomposer2.InternLMXcomposer2Config",
+                "AutoModel": "modeling_internlm_xcomposer2.InternLMXComposer2ForCausalLM",
+                "AutoModelForCausalLM": "modeling_internlm_xcomposer2.InternLMXComposer2ForCausalLM"}
+    return _write(out_dir, model, tokenizer,
+                  ["configuration_internlm_xcomposer2.py", "modeling_internlm_xcomposer2.py"], auto_map)

@@ -1,0 +1,444 @@
+"""`geotune plan recipe=NAME`: per-GPU training memory of a recipe, by component, and a verdict.
+
+Model states follow DeepSpeed's own estimators (``estimate_zero2/3_model_states_mem_needs``; the tests
+check the totals match): bf16 weights, and for the *trainable* parameters bf16 + fp32 gradients, fp32
+master weights and Adam m, v, sharded by the ZeRO stage of the recipe's ``train.deepspeed`` JSON.
+Activations count the tensors autograd keeps per decoder layer (and per ViT layer when the tower trains),
+with gradient checkpointing keeping only each layer's input plus one recomputed layer; the logits and
+the fp32 loss tensors are a component of their own, because at a 92k vocabulary they rival the layers.
+The constants were checked against measured peaks (``benchmarks/planner_calibration.py``, error in
+``docs/planner.md``). Assumed: flash/SDPA attention (no seq^2 attention matrix kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from finetune.planner_data import ModelSpec, lookup_model, spec_from_config
+from geotune.config import RecipeError
+
+GIB = 1024**3
+# Elements autograd keeps per token in one decoder layer: ACT_H x hidden + ACT_I x intermediate
+# (+ key/value width) -- norms, q/k/v with rotary copies, attention output, MLP gate/up/act/product.
+ACT_H, ACT_KV, ACT_I = 10, 4, 4
+VIT_ACT_D, VIT_ACT_I = 11, 2
+# fp32 tensors of logits size alive at the loss peak (log-softmax output, its gradient, the upcast copy).
+LOGIT_FP32_COPIES = 3
+CUDA_CONTEXT_GIB = 0.75  # CUDA context + cuBLAS workspace of one process (0.5-1 GiB on recent GPUs)
+NCCL_GIB = 0.25  # communicator buffers, when there is more than one GPU
+FRAGMENTATION = 0.10  # caching-allocator slack on the dynamic part (activations, logits, gradients)
+FITS_SHARE = 0.90  # "fits" below 90% of the GPU: the estimate's error (docs/planner.md) stays inside
+
+
+@dataclass
+class Setup:
+    """Everything the estimate depends on (``setup_from_recipe`` derives it from a recipe)."""
+
+    spec: ModelSpec
+    mode: str = "lora"
+    lora_r: int = 16
+    lora_targets: list[str] = field(default_factory=list)
+    lora_vision: bool = False
+    train_vision: bool = False
+    train_projector: bool = False
+    train_llm: bool = True
+    zero_stage: int = 0
+    offload_optimizer: bool = False
+    offload_param: bool = False
+    gpus: int = 2
+    weight_bytes: int = 2
+    batch: int = 1
+    seq: int = 4096
+    tiles: int = 1
+    gradient_checkpointing: bool = False
+    lora_dropout: bool = True
+    device: str = "cuda"
+
+    @property
+    def image_tokens(self) -> int:
+        return self.tiles * self.spec.image_tokens_per_tile()
+
+
+def lora_params(spec: ModelSpec, targets: list[str], r: int) -> int:
+    """LoRA parameters on the LLM: layers x sum over targets of r x (in + out)."""
+    shapes = spec.llm.linear_shapes()
+    unknown = [t for t in targets if not any(name == t or name.endswith("." + t) or t.endswith(name) for name in shapes)]
+    if unknown:
+        raise ValueError(f"train.lora.target_modules: {unknown} are not linear layers of {spec.llm.arch} ({list(shapes)})")
+    hit = [name for name in shapes if any(name == t or name.endswith("." + t) or t.endswith(name) for t in targets)]
+    return spec.llm.layers * sum(r * sum(shapes[name]) for name in hit)
+
+
+def vision_lora_params(spec: ModelSpec, r: int) -> int:
+    d, i = spec.vision.hidden, spec.vision.intermediate
+    return spec.vision.layers * r * ((d + 3 * d) + 2 * d + (d + i) + (i + d))  # qkv, proj, fc1, fc2
+
+
+def trainable_split(s: Setup) -> tuple[int, int]:
+    """(trainable, frozen) parameter counts for the mode and freeze flags."""
+    parts = s.spec.parts()
+    total = sum(parts.values())
+    if s.mode == "full":
+        trainable = sum(n for part, n in parts.items() if getattr(s, f"train_{part}"))
+        return trainable, total - trainable
+    trainable = lora_params(s.spec, s.lora_targets, s.lora_r) if s.train_llm else 0
+    trainable += vision_lora_params(s.spec, s.lora_r) if s.lora_vision else 0
+    # Unfrozen parts without LoRA train in full (peft modules_to_save keeps a frozen copy beside them).
+    extra = parts["projector"] * s.train_projector + parts["vision"] * (s.train_vision and not s.lora_vision)
+    return trainable + extra, total
+
+
+def largest_module_params(spec: ModelSpec) -> int:
+    """The biggest single module (what ZeRO-3 gathers at once): embedding / lm_head or a linear layer."""
+    linear = max(a * b for a, b in spec.llm.linear_shapes().values())
+    return max(spec.llm.vocab * spec.llm.hidden, linear, spec.vision.hidden * spec.vision.intermediate)
+
+
+def model_states(s: Setup) -> dict[str, float]:
+    """Bytes per GPU of weights, gradients and optimizer states (DeepSpeed's accounting under ZeRO)."""
+    trainable, frozen = trainable_split(s)
+    n, w = s.gpus, s.weight_bytes
+    if s.zero_stage == 0:  # plain DDP: torch AdamW keeps m, v in the parameter dtype; peft LoRA is fp32
+        tb = 4 if s.mode == "lora" else w
+        return {"weights": frozen * w + trainable * tb, "gradients": trainable * tb, "optimizer": 2 * trainable * tb,
+                "zero3_gathered": 0}
+    if s.zero_stage in (1, 2):
+        grads = 2 * trainable + 4 * trainable / n if s.zero_stage == 1 else 6 * trainable / n
+        if s.offload_optimizer:
+            grads = 0
+        return {"weights": 2 * (frozen + trainable), "gradients": grads,
+                "optimizer": 0 if s.offload_optimizer else 12 * trainable / n, "zero3_gathered": 0}
+    gathered = 4 * largest_module_params(s.spec)
+    weights = 0 if s.offload_param else 2 * (frozen + trainable) / n
+    offload = s.offload_optimizer
+    return {"weights": weights, "gradients": 0 if offload else 4 * trainable / n,
+            "optimizer": 0 if offload else 12 * trainable / n, "zero3_gathered": gathered}
+
+
+def llm_layer_elements(s: Setup) -> float:
+    """Elements autograd keeps per token in one decoder layer (LoRA adds each target's input copy + r)."""
+    llm = s.spec.llm
+    elements = ACT_H * llm.hidden + ACT_KV * llm.kv_heads * llm.dim + ACT_I * llm.intermediate
+    if s.mode == "lora" and s.train_llm and s.lora_dropout:
+        shapes = llm.linear_shapes()
+        elements += sum(shapes[name][0] + s.lora_r for name in shapes if any(name.endswith(t) or t.endswith(name)
+                                                                              for t in s.lora_targets))
+    return elements
+
+
+def activations(s: Setup) -> dict[str, float]:
+    """Bytes per GPU of activations kept for backward, and of the logits/loss tensors."""
+    spec, a = s.spec, s.weight_bytes
+    tokens = s.batch * s.seq
+    per_layer = tokens * llm_layer_elements(s) * a
+    if s.gradient_checkpointing:  # each layer's input stays; one layer is recomputed at a time
+        llm = spec.llm.layers * tokens * spec.llm.hidden * a + per_layer
+    else:
+        llm = spec.llm.layers * per_layer
+    vit_tokens = s.batch * s.tiles * spec.vision.positions
+    vit_layer = vit_tokens * (VIT_ACT_D * spec.vision.hidden + VIT_ACT_I * spec.vision.intermediate) * a
+    if s.train_vision or s.lora_vision:
+        vit = vit_layer + (spec.vision.layers * vit_tokens * spec.vision.hidden * a if s.gradient_checkpointing
+                           else (spec.vision.layers - 1) * vit_layer)
+    else:
+        vit = vit_layer  # a frozen tower keeps nothing; one layer's working set is transient
+    fp32_copies = LOGIT_FP32_COPIES - (1 if a == 4 else 0)  # in fp32 the upcast is the logits themselves
+    logits = tokens * spec.llm.vocab * (a + 4 * fp32_copies)
+    return {"activations_llm": llm, "activations_vision": vit, "logits_loss": logits}
+
+
+def overheads(s: Setup, dynamic: float, deepspeed_buckets: float) -> dict[str, float]:
+    if s.device != "cuda":
+        return {"deepspeed_buffers": deepspeed_buckets, "cuda_context_nccl": 0, "fragmentation": 0}
+    context = (CUDA_CONTEXT_GIB + (NCCL_GIB if s.gpus > 1 else 0)) * GIB
+    return {"deepspeed_buffers": deepspeed_buckets, "cuda_context_nccl": context, "fragmentation": FRAGMENTATION * dynamic}
+
+
+def deepspeed_buffers(s: Setup, ds_cfg: dict) -> float:
+    """Bucket memory of ZeRO: the gradient-reduce bucket ("auto": hidden^2) and, for ZeRO-2, the
+    all-gather bucket; ``overlap_comm`` multiplies them by 4.5 (DeepSpeed docs). Capped by what there is."""
+    if not s.zero_stage:
+        return 0.0
+    zero = ds_cfg.get("zero_optimization", {})
+    h2 = s.spec.llm.hidden ** 2
+
+    def size(key: str, default: float) -> float:
+        value = zero.get(key, default)
+        return float(h2 if value == "auto" else value)
+
+    trainable, _ = trainable_split(s)
+    elements = min(size("reduce_bucket_size", 5e8), trainable)
+    if s.zero_stage <= 2:
+        elements += min(size("allgather_bucket_size", 5e8), trainable)
+    else:
+        elements += min(size("stage3_prefetch_bucket_size", 5e7) if zero.get("stage3_prefetch_bucket_size") != "auto"
+                        else 0.9 * h2, trainable)
+    factor = 4.5 if zero.get("overlap_comm") else 1.0
+    return elements * 2 * factor
+
+
+@dataclass
+class Plan:
+    setup: Setup
+    components: dict[str, float]
+    capacity_gib: float
+    notes: list[str]
+
+    @property
+    def total(self) -> float:
+        return sum(self.components.values())
+
+    @property
+    def verdict(self) -> str:
+        gib = self.total / GIB
+        if gib <= FITS_SHARE * self.capacity_gib:
+            return "fits"
+        return "tight" if gib <= self.capacity_gib else "does not fit"
+
+    def to_json(self) -> dict:
+        trainable, frozen = trainable_split(self.setup)
+        setup = {k: v for k, v in asdict(self.setup).items() if k != "spec"}
+        return {
+            "model": self.setup.spec.name, "spec_source": self.setup.spec.source,
+            "params": {**self.setup.spec.parts(), "total": self.setup.spec.params(), "trainable": trainable},
+            "image_tokens_per_sample": self.setup.image_tokens, "setup": setup,
+            "per_gpu_gib": {k: round(v / GIB, 3) for k, v in self.components.items()},
+            "total_gib": round(self.total / GIB, 3), "capacity_gib": self.capacity_gib, "verdict": self.verdict,
+            "notes": self.notes,
+        }
+
+
+def estimate(s: Setup, capacity_gib: float = 24.0, ds_cfg: dict | None = None) -> Plan:
+    """The per-GPU memory plan of one setup."""
+    states = model_states(s)
+    acts = activations(s)
+    dynamic = sum(acts.values()) + states["gradients"]
+    components = {**states, **acts, **overheads(s, dynamic, deepspeed_buffers(s, ds_cfg or {}))}
+    notes = []
+    if s.image_tokens >= s.seq:
+        notes.append(f"one image is {s.image_tokens} tokens but max_length is {s.seq}: every image sample "
+                     "would be dropped or cut; raise train.max_length")
+    return Plan(s, components, capacity_gib, notes)
+
+
+# ---- from a recipe ----------------------------------------------------------------------------------
+
+
+def resolve_spec(model_cfg) -> ModelSpec:
+    """The model's spec: its ``config.json`` when ``model.path`` exists, else the built-in table."""
+    path = Path(model_cfg.path)
+    if (path / "config.json").exists():
+        return spec_from_config(path, model_cfg.vision_tower_path)
+    if model_cfg.tiny:  # the demo's tiny model, before `geotune train` builds it
+        from finetune.models.tiny import tiny_internvl_config
+        from finetune.planner_data import spec_from_dict
+
+        return spec_from_dict(tiny_internvl_config(600, 0).to_dict(), path.name, "finetune.models.tiny")
+    spec = lookup_model(str(path))
+    if spec is None:
+        from finetune.planner_data import KNOWN_MODELS
+
+        raise RecipeError(
+            f"model.path: '{path}' has no config.json and its name is not in the planner's table; point model.path "
+            f"at the checkpoint folder, or name it like one of: {', '.join(sorted(KNOWN_MODELS))}"
+        )
+    return spec
+
+
+def read_deepspeed(path: str | None) -> dict:
+    if not path:
+        return {}
+    from geotune.config import RECIPES_DIR
+
+    for candidate in (Path(path), RECIPES_DIR.parent / path):
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    raise RecipeError(f"train.deepspeed: '{path}' not found (relative paths are tried from here and the repo root)")
+
+
+def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None) -> tuple[Setup, dict]:
+    """The planner's ``Setup`` and the DeepSpeed JSON of a loaded recipe."""
+    from finetune.lora import LLM_TARGETS
+
+    spec = resolve_spec(cfg.model)
+    train = cfg.train
+    ds = read_deepspeed(train.deepspeed)
+    zero = ds.get("zero_optimization", {})
+    half = bool(train.bf16) or cfg.model.dtype in ("bfloat16", "float16")
+    tiles = 1
+    if spec.family == "internvl" and cfg.model.max_dynamic_patch > 1:
+        tiles = int(cfg.model.max_dynamic_patch) + 1  # + the thumbnail
+    setup = Setup(
+        spec=spec, mode=train.mode, lora_r=int(train.lora.r),
+        lora_targets=list(train.lora.target_modules or LLM_TARGETS.get(spec.llm.arch, LLM_TARGETS["llama"])),
+        lora_vision=bool(train.lora.vision), train_vision=not train.freeze_vision,
+        train_projector=not train.freeze_projector, train_llm=not train.freeze_llm,
+        zero_stage=int(zero.get("stage", 0)),
+        offload_optimizer=zero.get("offload_optimizer", {}).get("device", "none") == "cpu",
+        offload_param=zero.get("offload_param", {}).get("device", "none") == "cpu",
+        gpus=gpus, weight_bytes=2 if half or ds else 4, batch=int(train.per_device_batch_size),
+        seq=int(seq_len or train.max_length), tiles=tiles,
+        gradient_checkpointing=bool(train.gradient_checkpointing), lora_dropout=float(train.lora.dropout) > 0,
+    )
+    return setup, ds
+
+
+def plan_recipe(cfg, gpus: int = 2, gpu_gib: float = 24.0, seq_len: int | None = None) -> Plan:
+    setup, ds = setup_from_recipe(cfg, gpus, seq_len)
+    plan = estimate(setup, gpu_gib, ds)
+    if not setup.gradient_checkpointing and setup.spec.llm.layers > 4:
+        plan.notes.append("gradient checkpointing is off: activations of every layer are kept")
+    return plan
+
+
+def candidate_changes(cfg, setup: Setup) -> list[list[str]]:
+    """Overrides worth trying, each on its own, cheapest in quality/speed first."""
+    t = cfg.train
+    changes = []
+    if not t.gradient_checkpointing:
+        changes.append(["train.gradient_checkpointing=true"])
+    if t.per_device_batch_size > 1:
+        changes.append(["train.per_device_batch_size=1", f"train.grad_accum={t.grad_accum * t.per_device_batch_size}"])
+    for length in (2048, 1024):
+        if length < setup.seq and length >= setup.image_tokens + 256:
+            changes.append([f"train.max_length={length}"])
+    if setup.spec.family == "internvl" and cfg.model.max_dynamic_patch > 2:
+        changes.append([f"model.max_dynamic_patch={cfg.model.max_dynamic_patch // 2}"])
+    if setup.zero_stage < 3:
+        changes.append(["train.deepspeed=recipes/deepspeed/zero3.json"])
+    if not setup.offload_optimizer:
+        changes.append(["train.deepspeed=recipes/deepspeed/zero3_offload.json"])
+    if t.mode == "full" and not t.freeze_vision:
+        changes.append(["train.freeze_vision=true"])
+    if t.mode == "full":
+        changes.append(["train.mode=lora"])
+    return changes
+
+
+def suggestions(cfg, plan: Plan, gpus: int, gpu_gib: float) -> list[tuple[str, float, str]]:
+    """``(overrides, total GiB, verdict)`` for each candidate change that lowers the estimate."""
+    from omegaconf import OmegaConf
+
+    out = []
+    for change in candidate_changes(cfg, plan.setup):
+        other = plan_recipe(OmegaConf.merge(cfg, OmegaConf.from_dotlist(change)), gpus, gpu_gib)
+        if other.total < plan.total:
+            out.append((" ".join(change), other.total / GIB, other.verdict))
+    return out
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------
+
+
+def describe(plan: Plan) -> dict[str, str]:
+    s = plan.setup
+    trainable, frozen = trainable_split(s)
+    shard = f" / {s.gpus} GPUs" if s.zero_stage else ""
+    return {
+        "weights": f"{(trainable + frozen) / 1e9:.2f}B params x {s.weight_bytes} B" + (shard if s.zero_stage == 3 else ""),
+        "gradients": f"{trainable / 1e6:.1f}M trainable" + (shard if s.zero_stage >= 2 else ""),
+        "optimizer": "fp32 master + Adam m, v" + (" (on CPU)" if s.offload_optimizer else shard),
+        "zero3_gathered": "biggest module gathered (ZeRO-3)",
+        "activations_llm": f"{s.spec.llm.layers} layers x {s.batch}x{s.seq} tokens x {s.spec.llm.hidden}"
+        + (" (checkpointed)" if s.gradient_checkpointing else ""),
+        "activations_vision": f"{s.tiles} tile(s) x {s.spec.vision.positions} ViT tokens",
+        "logits_loss": f"{s.batch}x{s.seq} tokens x {s.spec.llm.vocab} vocab, fp32 loss",
+        "deepspeed_buffers": "ZeRO reduce / gather buckets",
+        "cuda_context_nccl": "per process",
+        "fragmentation": f"{FRAGMENTATION:.0%} of the dynamic part",
+    }
+
+
+def print_plan(plan: Plan, cfg, tips: list[tuple[str, float, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = plan.setup
+    trainable, _ = trainable_split(s)
+    title = (f"{cfg.name}: {s.spec.name} ({s.spec.params() / 1e9:.2f}B, {trainable / 1e6:.1f}M trainable), {s.mode}, "
+             f"ZeRO-{s.zero_stage}{' offload' if s.offload_optimizer else ''}, {s.gpus} GPUs, "
+             f"{s.image_tokens} image tokens/sample")
+    table = Table(title=title, title_justify="left")
+    table.add_column("component")
+    table.add_column("GiB/GPU", justify="right")
+    table.add_column("from")
+    what = describe(plan)
+    for name, value in plan.components.items():
+        if value:
+            table.add_row(name, f"{value / GIB:.2f}", what.get(name, ""))
+    table.add_row("[bold]total[/bold]", f"[bold]{plan.total / GIB:.2f}[/bold]", f"of {plan.capacity_gib:g} GiB")
+    console = Console()
+    console.print(table)
+    colour = {"fits": "green", "tight": "yellow", "does not fit": "red"}[plan.verdict]
+    console.print(f"verdict for {s.gpus} x {plan.capacity_gib:g} GB: [{colour}]{plan.verdict}[/{colour}]")
+    for note in plan.notes:
+        console.print(f"note: {note}")
+    if plan.verdict != "fits":
+        for change, gib, verdict in tips:
+            console.print(f"  with {change}: {gib:.1f} GiB ({verdict})")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from geotune.config import add_recipe_arguments
+
+    add_recipe_arguments(parser)
+    parser.add_argument("--gpus", type=int, default=2, help="data-parallel GPUs (ZeRO shards over them)")
+    parser.add_argument("--gpu-mem", type=float, default=24.0, help="GiB per GPU")
+    parser.add_argument("--seq-len", type=int, default=None,
+                        help="plan for this many tokens per sample (default: train.max_length, the worst case)")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from geotune.config import recipe_from_args
+
+    cfg = recipe_from_args(args)
+    plan = plan_recipe(cfg, args.gpus, args.gpu_mem, args.seq_len)
+    tips = suggestions(cfg, plan, args.gpus, args.gpu_mem) if plan.verdict != "fits" else []
+    if args.json:
+        out = plan.to_json() | {"recipe": cfg.name, "suggestions": [
+            {"overrides": c, "total_gib": round(g, 3), "verdict": v} for c, g, v in tips]}
+        print(json.dumps(out, indent=2))
+    else:
+        print_plan(plan, cfg, tips)
+    return 0
+
+
+class _NoHandle:
+    def remove(self) -> None:
+        pass
+
+
+def measure_step_memory(model, batch: dict, optimizer) -> dict[str, int]:
+    """Peak bytes by category of one training step (forward, backward, optimizer step), measured with
+    torch's ``MemTracker`` (tensor-level accounting, any device). A first untracked step creates the
+    Adam states, so the tracked one is the steady state every later step repeats.
+
+    Returns:
+        ``{"params", "grads", "optimizer", "activations", "total"}`` at the step's peak; ``activations``
+        includes autograd temporaries.
+    """
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    def step():
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    tracker = MemTracker()
+    tracker.track_external(model, optimizer)
+    # MemTracker registers a gradient hook on every parameter, which torch refuses for frozen ones (LoRA):
+    # mark those as hooked already, with handles that remove nothing.
+    for param in model.parameters():
+        if not param.requires_grad:
+            tracker._param_to_grad_hook_handles[param] = (_NoHandle(), _NoHandle())
+    with tracker:
+        step()
+    (peak,) = tracker.get_tracker_snapshot("peak").values()
+    by = {str(k.value if hasattr(k, "value") else k): v for k, v in peak.items()}
+    return {"params": by["Parameter"] + by["Buffer"], "grads": by["Gradient"], "optimizer": by["Optstate"],
+            "activations": by["Activation"] + by["Temp"] + by["Other"], "total": by["Total"]}

@@ -1,0 +1,107 @@
+"""``write_synthrs``: the whole SynthRS tree, written into a temporary folder and moved into place."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from geotune.synth.general import write_general
+from geotune.synth.layouts import write_aid, write_geochat_bench, write_json, write_rsvqa_lr, write_ucmerced
+from geotune.synth.pool import PoolOptions, write_pool
+
+FORMAT_VERSION = 1
+DEFAULT_IMAGE_SIZE = 64  # the tiny model's tile size; real UCMerced is 256, AID 600
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    ucmerced_per_class: int
+    aid_scale: float  # AID images per class = real count x scale (at least 2)
+    lr_images: tuple[int, int, int]  # train, val, test
+    pool_records: int
+    general: tuple[int, int]  # train, test
+
+
+SIZES = {
+    "tiny": SizePreset(3, 0.01, (6, 2, 4), 120, (40, 20)),
+    "small": SizePreset(15, 0.04, (40, 10, 20), 1500, (300, 100)),
+    "medium": SizePreset(50, 0.12, (200, 50, 100), 6000, (1500, 300)),
+}
+
+
+class SynthError(ValueError):
+    """Bad options or an output folder that holds something else."""
+
+
+def _options(seed, size, image_size, published_defects, pool: PoolOptions) -> dict:
+    return {"format_version": FORMAT_VERSION, "seed": seed, "size": size, "image_size": image_size,
+            "published_defects": published_defects, "pool": asdict(pool)}
+
+
+def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small",
+                  image_size: int = DEFAULT_IMAGE_SIZE, published_defects: bool = False,
+                  pool: Optional[PoolOptions] = None, force: bool = False) -> dict:
+    """Write SynthRS under ``out_dir`` and return its summary (also saved as ``synthrs.json``).
+
+    Args:
+        out_dir: target folder. If it already holds SynthRS written with the same options, nothing is
+            redrawn and its summary is returned.
+        seed: master seed; the same seed and options give byte-identical files.
+        size: ``tiny`` (tests), ``small`` (the demo) or ``medium`` (measurements); see ``SIZES``.
+        image_size: side of every image in pixels.
+        published_defects: write GeoChat-Bench with the published defects (see docs/synthrs.md).
+        pool: composition of the instruction pool (records default to the size preset's).
+        force: replace an ``out_dir`` that holds anything else.
+
+    Raises:
+        SynthError: unknown size, image size out of range, or ``out_dir`` in use without ``force``.
+    """
+    if size not in SIZES:
+        raise SynthError(f"unknown size '{size}'; choose from {', '.join(SIZES)}")
+    if not 32 <= image_size <= 1024:
+        raise SynthError(f"--image-size must be between 32 and 1024 pixels, got {image_size}")
+    preset = SIZES[size]
+    pool = pool or PoolOptions(records=preset.pool_records)
+    options = _options(seed, size, image_size, published_defects, pool)
+    out = Path(out_dir)
+    existing = out / "synthrs.json"
+    if existing.is_file():
+        summary = json.loads(existing.read_text(encoding="utf-8"))
+        if summary.get("options") == options:
+            return summary
+    if out.exists() and any(out.iterdir()) and not force:
+        raise SynthError(f"{out} is not empty and holds no SynthRS with these options; pass --force to replace "
+                         "it, or choose another --out")
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        counts = _write_tree(tmp, seed, preset, image_size, published_defects, pool)
+        summary = {"options": options, "counts": counts}
+        write_json(tmp / "synthrs.json", summary, indent=2)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def _write_tree(root: Path, seed: int, preset: SizePreset, image_size: int, defects: bool, pool: PoolOptions) -> dict:
+    ucm = write_ucmerced(root, seed, preset.ucmerced_per_class, image_size)
+    aid = write_aid(root, seed, preset.aid_scale, image_size)
+    train, val, test = preset.lr_images
+    lr = write_rsvqa_lr(root, seed, {"train": train, "val": val, "test": test}, image_size)
+    write_geochat_bench(root, seed, ucm, aid, lr["test"], defects)
+    return {
+        "ucmerced_images": len(ucm),
+        "aid_images": len(aid),
+        "rsvqa_lr_images": train + val + test,
+        "lrben_test_questions": len(lr["test"]),
+        "pool": write_pool(root, seed, image_size, pool),
+        "general": write_general(root, seed, *preset.general, image_size),
+    }

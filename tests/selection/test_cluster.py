@@ -1,0 +1,98 @@
+"""Clustering: the auto rule, streaming over memmaps and shards, faiss, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from selection.budget import SelectionError
+from selection.cluster import (
+    auto_clusters,
+    cluster_features,
+    iter_row_chunks,
+    members_by_cluster,
+    nearest_centroids,
+    resolve_clusters,
+    sample_rows,
+)
+
+
+def test_auto_rule():
+    assert auto_clusters(665_000) == 10_000  # COINCIDE's K for LLaVA-665k
+    assert auto_clusters(318_000) == 4818
+    assert auto_clusters(191_000) == 2894  # COINCIDE used 2,500 for Vision-Flan
+    assert auto_clusters(10) == 1 and auto_clusters(200) == 3 and auto_clusters(5_000_000) == 10_000
+    assert resolve_clusters(0, 1000) == 15 and resolve_clusters(7, 1000) == 7
+    with pytest.raises(SelectionError, match="selection.clusters"):
+        resolve_clusters(20, 10)
+
+
+def test_row_chunks_reblock_shards():
+    shards = [np.arange(i * 10, i * 10 + n * 2).reshape(n, 2) for i, n in enumerate([3, 1, 5])]
+    blocks = list(iter_row_chunks(iter(shards), 4))
+    assert [len(b) for b in blocks] == [4, 4, 1]
+    np.testing.assert_array_equal(np.concatenate(blocks), np.concatenate(shards).astype(np.float32))
+
+
+def test_sample_rows_matches_fancy_index(tmp_path):
+    x = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float16)
+    rows = sample_rows(x, 7, seed=1, chunk_rows=8)
+    picked = np.sort(np.random.default_rng(1).choice(50, size=7, replace=False))
+    np.testing.assert_array_equal(rows, x[picked].astype(np.float32))
+
+
+def _memmap(tmp_path, x):
+    mm = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=x.dtype, shape=x.shape)
+    mm[:] = x
+    mm.flush()
+    return np.load(tmp_path / "f.npy", mmap_mode="r")
+
+
+def test_streamed_memmap_matches_in_memory(tmp_path, clustered):
+    x, truth = clustered(2000, 6, 16, seed=0, noise=0.15)
+    mm = _memmap(tmp_path, x)
+    memory = cluster_features(np.asarray(x), 6, seed=0)
+    streamed = cluster_features(mm, 6, seed=0, batch_size=512, chunk_rows=1024, epochs=2)
+    assert adjusted_rand_score(memory.labels, streamed.labels) > 0.99
+    assert adjusted_rand_score(truth, streamed.labels) > 0.99
+    inertia = [float((c.distance.astype(np.float64) ** 2).sum()) for c in (memory, streamed)]
+    assert inertia[1] == pytest.approx(inertia[0], rel=0.02)
+    # a list of shards is streamed through the same blocks: identical result
+    shards = [mm[i : i + 700] for i in range(0, 2000, 700)]
+    from_shards = cluster_features(shards, 6, seed=0, batch_size=512, chunk_rows=1024, epochs=2)
+    np.testing.assert_array_equal(from_shards.labels, streamed.labels)
+    np.testing.assert_array_equal(from_shards.centroids, streamed.centroids)
+
+
+def test_deterministic_by_seed(clustered):
+    x, _ = clustered(500, 5, 16, seed=3, noise=0.4)
+    a, b = cluster_features(x, 5, seed=7), cluster_features(x, 5, seed=7)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.centroids, b.centroids)
+
+
+def test_faiss_spherical(tmp_path, clustered):
+    pytest.importorskip("faiss")
+    x, truth = clustered(600, 4, 16, seed=5, noise=0.1)
+    mm = _memmap(tmp_path, x)
+    a = cluster_features(mm, 4, seed=1, method="faiss", chunk_rows=128)
+    b = cluster_features(np.asarray(x), 4, seed=1, method="faiss")
+    assert adjusted_rand_score(truth, a.labels) == 1.0
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(np.linalg.norm(a.centroids, axis=1), 1.0, atol=1e-5)
+    assert (a.distance >= -1e-6).all() and (a.distance <= 2).all()  # cosine distances
+
+
+def test_nearest_centroids_by_hand():
+    x = np.array([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
+    c = np.array([[0.0, 0.0], [10.0, 0.0]])
+    labels, dist = nearest_centroids(x, c, spherical=False, chunk_rows=2)
+    assert labels.tolist() == [0, 0, 1]
+    np.testing.assert_allclose(dist, [0, 5, 0], atol=1e-5)
+    assert [m.tolist() for m in members_by_cluster(labels, 3)] == [[0, 1], [2], []]
+
+
+def test_unknown_method():
+    with pytest.raises(SelectionError, match="cluster_method"):
+        cluster_features(np.zeros((4, 2)), 2, method="hdbscan")

@@ -1,0 +1,137 @@
+"""run_selection: computes only what the selector needs, writes manifest + report, reuses the cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from geotune.config import load_recipe
+from selection.budget import SelectionError
+from selection.manifest import read_manifest
+from selection.pipeline import run_selection
+
+
+@dataclass
+class FakeData:
+    records: list
+
+
+@pytest.fixture
+def calls(monkeypatch, clustered):
+    """Replace the model-backed features/signals by synthetic ones and count the calls."""
+    import selection.features
+    import selection.signals
+
+    counts = {"features": 0, "shift": 0, "loss": 0, "shift_options": None}
+
+    def extract_features(records, data, features_cfg, model_cfg, cache_root=None):
+        counts["features"] += 1
+        width = 2 * len(features_cfg.layers) * 4  # COINCIDE layout: L parts of [v(4), l(4)]
+        return clustered(len(records), 3, width, seed=0, noise=0.2)[0]
+
+    def shift_scores(records, data, model_cfg, options=None):
+        counts["shift"] += 1
+        counts["shift_options"] = options
+        return np.linspace(0.0, 1.0, len(records))[::-1].copy()
+
+    def loss_scores(records, data, model_cfg):
+        counts["loss"] += 1
+        x = np.arange(len(records), dtype=np.float64)
+        return {"loss": x / len(records), "el2n": (x % 5) / 5}
+
+    monkeypatch.setattr(selection.features, "extract_features", extract_features)
+    monkeypatch.setattr(selection.signals, "shift_scores", shift_scores)
+    monkeypatch.setattr(selection.signals, "loss_scores", loss_scores)
+    return counts
+
+
+def _cfg(tmp_path, *overrides):
+    return load_recipe(None, [f"run_dir={tmp_path}", "selection.clusters=3", *overrides])
+
+
+def test_adaptive_shift_run_writes_everything_and_reuses(tmp_path, calls, records):
+    data = FakeData(records(60))
+    cfg = _cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=0.5",
+               "selection.options.perturbation=image:blur")
+    path = run_selection(cfg, data)
+    assert path == tmp_path / "selection" / "manifest.jsonl"
+    header, rows = read_manifest(path)
+    assert header["n_kept"] == 30 == len(rows) and header["method"] == "adaptive_shift"
+    assert {r["id"] for r in rows} <= {r.id for r in data.records}
+    assert calls == {"features": 1, "shift": 1, "loss": 0, "shift_options": {"perturbation": "image:blur"}}
+    out = tmp_path / "selection"
+    assert {"features", "signals", "select", "manifest"} <= set(json.loads((out / "timings.json").read_text()))
+    for png in ("cluster_sizes.png", "kept_share.png", "scores.png", "projection.png"):
+        assert (out / png).exists()
+    first = path.read_bytes()
+
+    assert run_selection(cfg, data) == path  # same config and data: reused, nothing recomputed
+    assert calls["features"] == 1 and calls["shift"] == 1
+    run_selection(cfg, data, force=True)
+    assert calls["features"] == 2 and path.read_bytes() == first  # recomputed, byte-identical
+
+    run_selection(_cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=0.25",
+                       "selection.options.perturbation=image:blur"), data)
+    assert read_manifest(path)[0]["n_kept"] == 15 and calls["features"] == 3
+
+    data.records[0].conversations[1]["value"] = "changed"  # same ids, new content: new hash
+    run_selection(_cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=0.25",
+                       "selection.options.perturbation=image:blur"), data)
+    assert calls["features"] == 4
+
+
+def test_computes_only_what_is_needed(tmp_path, calls, records):
+    data = FakeData(records(40))
+    run_selection(_cfg(tmp_path / "r", "selection.method=random", "selection.keep=10"), data)
+    assert calls["features"] == calls["shift"] == calls["loss"] == 0
+    run_selection(_cfg(tmp_path / "p", "selection.method=perplexity", "selection.keep=10"), data)
+    assert calls["loss"] == 1 and calls["features"] == 0
+    header, rows = read_manifest(tmp_path / "p" / "selection" / "manifest.jsonl")
+    assert len(rows) == 10
+
+
+def test_coincide_reads_layers_from_the_features_config(tmp_path, calls, records):
+    data = FakeData(records(60))
+    cfg = _cfg(tmp_path, "selection.method=coincide", "selection.keep=0.2", "selection.features.layers=[1,2]")
+    header, rows = read_manifest(run_selection(cfg, data))
+    assert len(rows) == 12 and header["options"]["n_layers"] == 2 and header["info"]["cluster_method"] == "faiss"
+
+
+def test_bad_option_fails_before_any_model_work(tmp_path, calls, records):
+    cfg = _cfg(tmp_path, "selection.method=adaptive_shift", "selection.options.prefr=low")
+    with pytest.raises(SelectionError, match=r"selection\.options\.prefr.*prefer"):
+        run_selection(cfg, FakeData(records(10)))
+    assert calls["features"] == 0
+    with pytest.raises(SelectionError, match="selection.method"):
+        run_selection(_cfg(tmp_path, "selection.method=bogus"), FakeData(records(10)))
+
+
+def test_given_manifest_is_used(tmp_path, calls, records):
+    path = run_selection(_cfg(tmp_path / "a", "selection.method=random", "selection.keep=5"), FakeData(records(20)))
+    cfg = _cfg(tmp_path / "b", "selection.method=random", f"selection.manifest={path}")
+    assert run_selection(cfg, FakeData(records(20))) == path
+
+
+def test_cli_select(tmp_path, records, capsys):
+    from finetune.data.formats import write_records
+    from selection import cli
+
+    ann = write_records(records(30), tmp_path / "pool.json", "llava")
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args([
+        f"run_dir={tmp_path / 'run'}", "selection.method=length", "selection.keep=0.2",
+        f"data.datasets=[{{name: pool, path: {ann}, format: llava, image_root: {tmp_path}}}]",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ])
+    assert cli.run(args) == 0
+    assert "length: kept 6 of 30 records" in capsys.readouterr().out
+    bad = parser.parse_args([f"run_dir={tmp_path / 'run'}", "selection.method=length", "selection.keep=300",
+                             f"data.datasets=[{{name: pool, path: {ann}, format: llava, image_root: {tmp_path}}}]",
+                             f"data.cache_dir={tmp_path / 'cache'}"])
+    assert cli.run(bad) == 2
+    assert "selection.keep=300" in capsys.readouterr().err
