@@ -49,9 +49,9 @@ def make_record(i: int, rng: random.Random) -> dict:
             turns += [("<image>\n" if t == 0 else "") + q + " Answer the question using a single word or phrase.", rng.choice(["Yes", "No"])]
     elif kind == 2:
         box = "".join(f"{{<{rng.randint(0, 50)}><{rng.randint(0, 50)}><{rng.randint(50, 100)}><{rng.randint(50, 100)}>|{rng.choice([0, 0, 45])}}}" for _ in range(rng.randint(1, 3)))
-        turns = ["<image>\n[grounding] " + _sentence(rng, 8), _sentence(rng, 45) + " " + box]
+        turns = ["<image>\n[grounding] " + _sentence(rng, 8), _sentence(rng, 65) + " " + box]
     else:
-        turns = ["<image>\n[caption] Describe the image in detail.", " ".join(_sentence(rng, 14) for _ in range(rng.randint(5, 9)))]
+        turns = ["<image>\n[caption] Describe the image in detail.", " ".join(_sentence(rng, 14) for _ in range(rng.randint(7, 13)))]
     conversations = [{"from": "human" if j % 2 == 0 else "gpt", "value": v} for j, v in enumerate(turns)]
     return {"id": f"P{i:07d}", "image": image, "conversations": conversations}
 
@@ -95,8 +95,17 @@ def measure(step: str, file: str, cache: str) -> dict:
         if step == "cached" and problems:
             raise RuntimeError("the cached load parsed the file again")
     seconds = time.perf_counter() - started
-    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    return {"step": step, "seconds": seconds, "imports": imports, "rss_gb": rss_gb, "records": count, "parses_or_problems": problems}
+    return {"step": step, "seconds": seconds, "imports": imports, "rss_gb": peak_rss_gb(), "records": count, "parses_or_problems": problems}
+
+
+def peak_rss_gb() -> float:
+    """This process's peak RSS. ``VmHWM`` belongs to the process's own memory map; ``ru_maxrss`` would
+    carry over the parent's peak across fork + exec on Linux."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024**2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def run_child(step: str, file: Path, cache: Path) -> dict:
@@ -114,14 +123,20 @@ def main() -> None:
     parser.add_argument("--child", choices=["json_load", "validate", "first", "cached"])
     parser.add_argument("--file")
     parser.add_argument("--cache")
+    parser.add_argument("--write", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write:
+        write_file(Path(args.write), args.records)
+        return
     if args.child:
         print(json.dumps(measure(args.child, args.file, args.cache)))
         return
     with tempfile.TemporaryDirectory(prefix="geotune-bench-") as tmp:
         file, cache = Path(tmp) / "geochat_instruct.json", Path(tmp) / "cache"
         started = time.perf_counter()
-        size = write_file(file, args.records)
+        # written by a child too, so that this parent stays small while it spawns the measurements
+        subprocess.run([sys.executable, __file__, "--write", str(file), "--records", str(args.records)], check=True)
+        size = file.stat().st_size
         print(f"wrote {args.records} records, {size / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s", flush=True)
         rows: dict[str, list[dict]] = {}
         for _ in range(args.repeats):

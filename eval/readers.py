@@ -137,7 +137,7 @@ def read_aid(
             repairs["empty_class_folder"] += 1
             log.warning("AID: class folder %s has no images", folder)
             continue
-        n_keep = round(fraction * len(images))
+        n_keep = max(1, round(fraction * len(images)))  # at least one, so a tiny class is still scored
         chosen = sorted(random.Random(f"{seed}:{folder.name}").sample(images, n_keep))
         for image in chosen:
             items.append(BenchItem(f"{folder.name}/{image.stem}", str(image), "", spaced_name(folder.name), folder.name))

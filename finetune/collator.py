@@ -79,13 +79,15 @@ class DataCollatorForVLM:
     Input, per sample (dict):
         ``input_ids``: LongTensor (L_i,); ``labels``: LongTensor (L_i,), ``-100`` where not supervised;
         optional ``pixel_values``: FloatTensor (T_i, 3, H, W), one row per tile;
-        optional ``image_flags``: LongTensor (T_i,), 1 for a real tile, 0 for a text-only dummy tile.
+        optional ``image_flags``: LongTensor (T_i,), 1 for a real tile, 0 for a text-only dummy tile;
+        any other tensor (e.g. Qwen2-VL's ``image_grid_thw`` (n_i, 3)) is per image/tile, like ``pixel_values``.
 
     Output (dict of tensors):
         ``input_ids``: (B, L) padded with ``pad_token_id``, L = longest L_i (rounded up to
         ``pad_to_multiple_of``); ``labels``: (B, L) padded with ``-100``; ``attention_mask``: (B, L),
         1 on real tokens; ``pixel_values``: (sum T_i, 3, H, W), samples' tiles concatenated in order
-        (absent when no sample has any); ``image_flags``: (sum T_i,) concatenated (absent likewise).
+        (absent when no sample has any); ``image_flags``: (sum T_i,) concatenated (absent likewise);
+        other keys likewise concatenated along dim 0.
     """
 
     pad_token_id: int
@@ -105,7 +107,8 @@ class DataCollatorForVLM:
             batch["input_ids"][row, :n] = torch.as_tensor(sample["input_ids"])
             batch["labels"][row, :n] = torch.as_tensor(sample["labels"])
             batch["attention_mask"][row, :n] = 1
-        for key in ("pixel_values", "image_flags"):
+        image_keys = sorted({k for s in samples for k in s} - {"input_ids", "labels"})
+        for key in image_keys:
             parts = [s[key] for s in samples if s.get(key) is not None]
             if parts:
                 batch[key] = torch.cat(parts, dim=0)

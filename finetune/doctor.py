@@ -161,9 +161,9 @@ def probe_internvl_remote(model, tokenizer) -> Probe:
 
 def probe_xcomposer2(model, tokenizer) -> Probe:
     model.tokenizer = tokenizer
-    size = model.vit.vision_tower.config.patch_size * math.isqrt(
-        model.vit.vision_tower.vision_model.embeddings.position_embedding.num_embeddings - 1
-    )
+    tower = model.vit.vision_tower
+    table = getattr(tower, "vision_model", tower).embeddings.position_embedding.num_embeddings
+    size = tower.config.patch_size * math.isqrt(table - 1)  # the resized table sets the input size (490 px)
     image = model.vis_processor(dummy_image(size)) if hasattr(model, "vis_processor") else _pixels(size)[0]
     image = image.unsqueeze(0).to(model.dtype)
     prompt = f"<|im_start|>user\n<ImageHere>{QUESTION}<|im_end|>\n<|im_start|>assistant\n"

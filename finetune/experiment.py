@@ -97,7 +97,7 @@ def prepare_model(adapter, model, train_cfg):
             model.config.use_cache = False
     if train_cfg.mode == "lora":
         targets = adapter.lora_targets(model, train_cfg.lora, train_llm=not train_cfg.freeze_llm)
-        return apply_lora(model, targets, adapter.PARTS, train_cfg)
+        return apply_lora(model, targets, adapter.model_parts(model), train_cfg)
     if train_cfg.mode == "full":
         adapter.apply_freeze(model, train_cfg)
         return model

@@ -51,6 +51,7 @@ class Setup:
     gpus: int = 2
     weight_bytes: int = 2
     batch: int = 1
+    grad_accum: int = 1
     seq: int = 4096
     tiles: int = 1
     gradient_checkpointing: bool = False
@@ -97,6 +98,20 @@ def largest_module_params(spec: ModelSpec) -> int:
     return max(spec.llm.vocab * spec.llm.hidden, linear, spec.vision.hidden * spec.vision.intermediate)
 
 
+def host_ram_gib(s: Setup) -> float:
+    """CPU memory that ZeRO offload needs, from DeepSpeed's own estimators (trainable parameters)."""
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+
+    trainable, _ = trainable_split(s)
+    if s.zero_stage == 3:
+        cpu, _, _ = estimate_zero3_model_states_mem_needs(trainable, largest_module_params(s.spec), s.gpus, 1,
+                                                          True, s.offload_param, True)
+    else:
+        cpu, _ = estimate_zero2_model_states_mem_needs(trainable, s.gpus, 1, True)
+    return cpu / GIB
+
+
 def model_states(s: Setup) -> dict[str, float]:
     """Bytes per GPU of weights, gradients and optimizer states (DeepSpeed's accounting under ZeRO)."""
     trainable, frozen = trainable_split(s)
@@ -130,14 +145,14 @@ def llm_layer_elements(s: Setup) -> float:
 
 
 def activations(s: Setup) -> dict[str, float]:
-    """Bytes per GPU of activations kept for backward, and of the logits/loss tensors."""
+    """Bytes per GPU of activations kept for backward, of the recomputed layer, and of the logits/loss."""
     spec, a = s.spec, s.weight_bytes
     tokens = s.batch * s.seq
     per_layer = tokens * llm_layer_elements(s) * a
     if s.gradient_checkpointing:  # each layer's input stays; one layer is recomputed at a time
-        llm = spec.llm.layers * tokens * spec.llm.hidden * a + per_layer
+        llm, recomputed = spec.llm.layers * tokens * spec.llm.hidden * a, per_layer
     else:
-        llm = spec.llm.layers * per_layer
+        llm, recomputed = spec.llm.layers * per_layer, 0.0
     vit_tokens = s.batch * s.tiles * spec.vision.positions
     vit_layer = vit_tokens * (VIT_ACT_D * spec.vision.hidden + VIT_ACT_I * spec.vision.intermediate) * a
     if s.train_vision or s.lora_vision:
@@ -147,7 +162,17 @@ def activations(s: Setup) -> dict[str, float]:
         vit = vit_layer  # a frozen tower keeps nothing; one layer's working set is transient
     fp32_copies = LOGIT_FP32_COPIES - (1 if a == 4 else 0)  # in fp32 the upcast is the logits themselves
     logits = tokens * spec.llm.vocab * (a + 4 * fp32_copies)
-    return {"activations_llm": llm, "activations_vision": vit, "logits_loss": logits}
+    return {"activations_llm": llm, "recomputed_layer": recomputed, "activations_vision": vit, "logits_loss": logits}
+
+
+def not_alive_together(s: Setup, acts: dict[str, float], gradients: float) -> float:
+    """Bytes counted twice by summing components. The loss tensors are freed before checkpointed layers
+    are recomputed; with one micro-batch per step the gradients fill up as activations are freed (with
+    accumulation they live across micro-batches, so they do add up)."""
+    overlap = min(acts["logits_loss"], acts["recomputed_layer"])
+    if s.grad_accum == 1:
+        overlap += min(sum(acts.values()) - overlap, gradients)
+    return -overlap
 
 
 def overheads(s: Setup, dynamic: float, deepspeed_buckets: float) -> dict[str, float]:
@@ -215,8 +240,10 @@ def estimate(s: Setup, capacity_gib: float = 24.0, ds_cfg: dict | None = None) -
     """The per-GPU memory plan of one setup."""
     states = model_states(s)
     acts = activations(s)
-    dynamic = sum(acts.values()) + states["gradients"]
-    components = {**states, **acts, **overheads(s, dynamic, deepspeed_buffers(s, ds_cfg or {}))}
+    overlap = not_alive_together(s, acts, states["gradients"])
+    dynamic = sum(acts.values()) + states["gradients"] + overlap
+    components = {**states, **acts, "not_alive_together": overlap,
+                  **overheads(s, dynamic, deepspeed_buffers(s, ds_cfg or {}))}
     notes = []
     if s.image_tokens >= s.seq:
         notes.append(f"one image is {s.image_tokens} tokens but max_length is {s.seq}: every image sample "
@@ -280,6 +307,7 @@ def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None) -> tuple[S
         offload_optimizer=zero.get("offload_optimizer", {}).get("device", "none") == "cpu",
         offload_param=zero.get("offload_param", {}).get("device", "none") == "cpu",
         gpus=gpus, weight_bytes=2 if half or ds else 4, batch=int(train.per_device_batch_size),
+        grad_accum=int(train.grad_accum),
         seq=int(seq_len or train.max_length), tiles=tiles,
         gradient_checkpointing=bool(train.gradient_checkpointing), lora_dropout=float(train.lora.dropout) > 0,
     )
@@ -289,6 +317,8 @@ def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None) -> tuple[S
 def plan_recipe(cfg, gpus: int = 2, gpu_gib: float = 24.0, seq_len: int | None = None) -> Plan:
     setup, ds = setup_from_recipe(cfg, gpus, seq_len)
     plan = estimate(setup, gpu_gib, ds)
+    if setup.offload_optimizer:
+        plan.notes.append(f"ZeRO offload needs about {host_ram_gib(setup):.0f} GiB of host RAM (DeepSpeed's estimate)")
     if not setup.gradient_checkpointing and setup.spec.llm.layers > 4:
         plan.notes.append("gradient checkpointing is off: activations of every layer are kept")
     return plan
@@ -345,7 +375,9 @@ def describe(plan: Plan) -> dict[str, str]:
         "activations_llm": f"{s.spec.llm.layers} layers x {s.batch}x{s.seq} tokens x {s.spec.llm.hidden}"
         + (" (checkpointed)" if s.gradient_checkpointing else ""),
         "activations_vision": f"{s.tiles} tile(s) x {s.spec.vision.positions} ViT tokens",
+        "recomputed_layer": "one layer's activations, recomputed in backward",
         "logits_loss": f"{s.batch}x{s.seq} tokens x {s.spec.llm.vocab} vocab, fp32 loss",
+        "not_alive_together": "freed before the others peak (see docs/planner.md)",
         "deepspeed_buffers": "ZeRO reduce / gather buckets",
         "cuda_context_nccl": "per process",
         "fragmentation": f"{FRAGMENTATION:.0%} of the dynamic part",
@@ -367,7 +399,7 @@ def print_plan(plan: Plan, cfg, tips: list[tuple[str, float, str]]) -> None:
     table.add_column("from")
     what = describe(plan)
     for name, value in plan.components.items():
-        if value:
+        if abs(value) >= 0.005 * GIB:
             table.add_row(name, f"{value / GIB:.2f}", what.get(name, ""))
     table.add_row("[bold]total[/bold]", f"[bold]{plan.total / GIB:.2f}[/bold]", f"of {plan.capacity_gib:g} GiB")
     console = Console()

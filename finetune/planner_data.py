@@ -223,8 +223,10 @@ def spec_from_dict(cfg: dict, name: str, source: str, vision_tower_path: str | N
         text = cfg.get("text_config") or cfg["llm_config"]
         vision = cfg["vision_config"]
         size = cfg.get("force_image_size") or None
-        if "llm_config" in cfg and not text.get("tie_word_embeddings"):
-            text = {**text, "tie_word_embeddings": False}
+        # transformers ties by the top-level flag of its composite config; InternVLChatModel by the LLM's.
+        tied = cfg.get("tie_word_embeddings", text.get("tie_word_embeddings")) if "text_config" in cfg \
+            else text.get("tie_word_embeddings", False)
+        text = {**text, "tie_word_embeddings": bool(tied)}
         return ModelSpec(name, "internvl", _vision_from(vision, "internvit", size), _llm_from(text),
                          downsample_ratio=float(cfg.get("downsample_ratio", 0.5)), source=source)
     if "xcomposer" in archs or "xcomposer" in str(cfg.get("model_type", "")).lower():

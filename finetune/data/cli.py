@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("output")
     p.add_argument("--to", required=True, choices=tuple(formats.CONVERTERS))
     p.add_argument("--from", dest="from_format", default="auto", choices=FORMAT_CHOICES)
+    p.add_argument("--skip-bad", action="store_true", help="drop invalid records (counted by reason) instead of copying them")
     p = sub.add_parser("mix", help="all domain records plus general ones making up --general-ratio of the mix")
     p.add_argument("--domain", action="append", required=True, help="domain annotation file (repeatable)")
     p.add_argument("--general", action="append", required=True, help="general annotation file (repeatable)")
@@ -41,10 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--to", choices=tuple(formats.CONVERTERS), help="output format (default: the first domain file's)")
+    p.add_argument("--skip-bad", action="store_true", help="drop invalid records (counted by reason)")
     p = sub.add_parser("stats", help="counts by task, turns, images and answer lengths")
     p.add_argument("file")
     p.add_argument("--format", default="auto", choices=FORMAT_CHOICES)
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p.add_argument("--skip-bad", action="store_true", help="count only valid records (the others by reason)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,19 +75,33 @@ def _validate(args) -> int:
     return 0
 
 
+def read_file(path: str, fmt: str = "auto", skip_bad: bool = False, source: str = "") -> tuple[list, dict]:
+    """Records of one file and, with ``skip_bad``, the invalid ones dropped and counted by reason."""
+    if not skip_bad or formats.resolve_format(path, fmt) == "internvl_meta":
+        return formats.read_records(path, fmt, source=source or None), {}
+    from finetune.data.index import load_indexed
+    from finetune.data.loader import keep_valid
+
+    skipped: Counter = Counter()
+    records = keep_valid(load_indexed(path, fmt, source), True, skipped)
+    if skipped:
+        print(f"{path}: skipped " + ", ".join(f"{n} {reason}" for reason, n in skipped.most_common()), file=sys.stderr)
+    return records, dict(skipped)
+
+
 def _convert(args) -> int:
-    records = formats.read_records(args.input, args.from_format)
+    records, _ = read_file(args.input, args.from_format, args.skip_bad)
     formats.write_records(records, args.output, args.to)
     print(f"wrote {len(records)} records to {args.output} ({args.to})", file=sys.stderr)
     return 0
 
 
-def _read_all(paths: list[str]) -> list:
+def _read_all(paths: list[str], skip_bad: bool) -> list:
     from finetune.data.loader import make_ids_unique
 
     records = []
     for path in paths:
-        records += formats.read_records(path, "auto", source=Path(path).stem)
+        records += read_file(path, "auto", skip_bad, source=Path(path).stem)[0]
     return make_ids_unique(records)
 
 
@@ -92,7 +109,7 @@ def _mix(args) -> int:
     from finetune.data.loader import make_ids_unique
     from finetune.data.mix import mix_general
 
-    domain, general = _read_all(args.domain), _read_all(args.general)
+    domain, general = _read_all(args.domain, args.skip_bad), _read_all(args.general, args.skip_bad)
     mixed = make_ids_unique(mix_general(domain, general, args.general_ratio, args.seed))
     out_format = args.to or formats.resolve_format(args.domain[0])
     formats.write_records(mixed, args.out, "internvl" if out_format == "internvl_meta" else out_format)
@@ -117,7 +134,8 @@ def file_stats(records: list) -> dict:
 
 
 def _stats(args) -> int:
-    stats = file_stats(formats.read_records(args.file, args.format))
+    records, skipped = read_file(args.file, args.format, args.skip_bad)
+    stats = {**file_stats(records), "skipped": skipped}
     if args.json:
         print(json.dumps(stats, indent=2))
         return 0
@@ -128,4 +146,6 @@ def _stats(args) -> int:
             print(f"{value!s:<20}{n:>10}")
     if stats["answer_words"]:
         print("\nanswer length (words): " + ", ".join(f"{k} {v}" for k, v in stats["answer_words"].items()))
+    if skipped:
+        print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
     return 0

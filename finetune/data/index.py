@@ -29,6 +29,7 @@ from finetune.data.validate import Problem, check_record
 CACHE_VERSION = 2
 # How many times a file was actually parsed in this process (tests assert the cache is reused).
 PARSE_COUNT = {"parses": 0}
+PROGRESS_BYTES = 32 << 20  # files this big show a progress bar while they are parsed
 
 
 @dataclass
@@ -70,9 +71,14 @@ def cache_key(path: Path, fmt: str) -> str:
 
 def parse_file(path: Path, fmt: str, source: str = "") -> IndexedFile:
     """Parse and check every element (no cache). Raises ``jsonio.JSONFileError`` on a broken JSON list."""
+    from tqdm.auto import tqdm
+
     PARSE_COUNT["parses"] += 1
     records, locations, problems, positions = [], [], [], []
-    for item, record, error in formats.iter_parsed(path, fmt, source):
+    quiet = Path(path).stat().st_size < PROGRESS_BYTES
+    parsed = tqdm(formats.iter_parsed(path, fmt, source), desc=f"indexing {Path(path).name}", unit=" records",
+                  disable=quiet, mininterval=1.0)
+    for item, record, error in parsed:
         if error is not None:
             problems.append(Problem(str(path), item.location, str(error), error.reason))
             positions.append(None)
@@ -177,6 +183,8 @@ def load_indexed(path: str | os.PathLike, format: str = "auto", source: str = ""
     """
     path = Path(path)
     fmt = formats.resolve_format(path, format)
+    if fmt == "internvl_meta":
+        raise formats.DataFormatError(f"{path} is an InternVL meta file: load it through the recipe (data.datasets), which expands its entries")
     if cache_dir is None:
         with _no_gc():
             return parse_file(path, fmt, source)

@@ -72,7 +72,7 @@ def _seed(seed: int, source: str) -> int:
     return int(hashlib.sha256(f"{seed}:{source}".encode()).hexdigest()[:8], 16)
 
 
-def _keep_valid(indexed: IndexedFile, skip_bad: bool, skipped: Counter) -> list[Record]:
+def keep_valid(indexed: IndexedFile, skip_bad: bool, skipped: Counter) -> list[Record]:
     """Records of ``indexed`` without structural problems; raises on the first one unless skip_bad."""
     if not indexed.problems:
         return indexed.records
@@ -163,7 +163,7 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
                 indexed = load_indexed(annotation, fmt, source, cache)
             except jsonio.JSONFileError as err:
                 raise BadRecordError(f"{err}; a JSON list cannot be read past a syntax error, so data.skip_bad cannot help: fix the file") from None
-            records = _keep_valid(indexed, data_cfg.skip_bad, skipped)
+            records = keep_valid(indexed, data_cfg.skip_bad, skipped)
             if data_cfg.get("check_images", False):
                 records = _drop_bad_images(indexed, records, root, data_cfg.skip_bad, skipped)
             if repeat != 1:

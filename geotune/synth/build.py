@@ -7,13 +7,14 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+
+from tqdm import tqdm
 
 from geotune.synth.general import write_general
 from geotune.synth.layouts import write_aid, write_geochat_bench, write_json, write_rsvqa_lr, write_ucmerced
 from geotune.synth.pool import PoolOptions, write_pool
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # bump when drawing or layouts change, so cached trees are redrawn
 DEFAULT_IMAGE_SIZE = 64  # the tiny model's tile size; real UCMerced is 256, AID 600
 
 
@@ -44,18 +45,19 @@ def _options(seed, size, image_size, published_defects, pool: PoolOptions) -> di
 
 def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small",
                   image_size: int = DEFAULT_IMAGE_SIZE, published_defects: bool = False,
-                  pool: Optional[PoolOptions] = None, force: bool = False) -> dict:
+                  pool: PoolOptions | None = None, force: bool = False, progress: bool = False) -> dict:
     """Write SynthRS under ``out_dir`` and return its summary (also saved as ``synthrs.json``).
 
     Args:
         out_dir: target folder. If it already holds SynthRS written with the same options, nothing is
-            redrawn and its summary is returned.
+            redrawn and its summary is returned; SynthRS written with other options is replaced.
         seed: master seed; the same seed and options give byte-identical files.
         size: ``tiny`` (tests), ``small`` (the demo) or ``medium`` (measurements); see ``SIZES``.
         image_size: side of every image in pixels.
         published_defects: write GeoChat-Bench with the published defects (see docs/synthrs.md).
         pool: composition of the instruction pool (records default to the size preset's).
         force: replace an ``out_dir`` that holds anything else.
+        progress: show a progress bar (stderr).
 
     Raises:
         SynthError: unknown size, image size out of range, or ``out_dir`` in use without ``force``.
@@ -73,14 +75,15 @@ def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small"
         summary = json.loads(existing.read_text(encoding="utf-8"))
         if summary.get("options") == options:
             return summary
-    if out.exists() and any(out.iterdir()) and not force:
-        raise SynthError(f"{out} is not empty and holds no SynthRS with these options; pass --force to replace "
-                         "it, or choose another --out")
+    # Another SynthRS (other options) is replaced; anything else only with force.
+    if out.exists() and any(out.iterdir()) and not existing.is_file() and not force:
+        raise SynthError(f"{out} is not empty and is not a SynthRS folder; pass --force to replace it, "
+                         "or choose another --out")
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        counts = _write_tree(tmp, seed, preset, image_size, published_defects, pool)
+        counts = _write_tree(tmp, seed, preset, image_size, published_defects, pool, progress)
         summary = {"options": options, "counts": counts}
         write_json(tmp / "synthrs.json", summary, indent=2)
         if out.exists():
@@ -91,17 +94,32 @@ def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small"
     return summary
 
 
-def _write_tree(root: Path, seed: int, preset: SizePreset, image_size: int, defects: bool, pool: PoolOptions) -> dict:
-    ucm = write_ucmerced(root, seed, preset.ucmerced_per_class, image_size)
-    aid = write_aid(root, seed, preset.aid_scale, image_size)
+def _write_tree(root: Path, seed: int, preset: SizePreset, image_size: int, defects: bool, pool: PoolOptions,
+                progress: bool) -> dict:
     train, val, test = preset.lr_images
-    lr = write_rsvqa_lr(root, seed, {"train": train, "val": val, "test": test}, image_size)
-    write_geochat_bench(root, seed, ucm, aid, lr["test"], defects)
+    with tqdm(total=6, desc="SynthRS", unit="part", disable=not progress) as bar:
+        bar.set_postfix_str("UCMerced")
+        ucm = write_ucmerced(root, seed, preset.ucmerced_per_class, image_size)
+        bar.update()
+        bar.set_postfix_str("AID")
+        aid = write_aid(root, seed, preset.aid_scale, image_size)
+        bar.update()
+        bar.set_postfix_str("RSVQA-LR")
+        lr = write_rsvqa_lr(root, seed, {"train": train, "val": val, "test": test}, image_size)
+        bar.update()
+        write_geochat_bench(root, seed, ucm, aid, lr["test"], defects)
+        bar.update()
+        bar.set_postfix_str("instruction pool")
+        pool_counts = write_pool(root, seed, image_size, pool)
+        bar.update()
+        bar.set_postfix_str("general pool")
+        general = write_general(root, seed, *preset.general, image_size)
+        bar.update()
     return {
         "ucmerced_images": len(ucm),
         "aid_images": len(aid),
         "rsvqa_lr_images": train + val + test,
         "lrben_test_questions": len(lr["test"]),
-        "pool": write_pool(root, seed, image_size, pool),
-        "general": write_general(root, seed, *preset.general, image_size),
+        "pool": pool_counts,
+        "general": general,
     }

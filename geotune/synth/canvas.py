@@ -92,7 +92,7 @@ class Canvas:
     def smooth_noise(self, grain: int) -> np.ndarray:
         """Zero-mean, unit-scale smooth noise: a ``grain``x``grain`` random grid upsampled bilinearly."""
         grid = self.rng.normal(0.0, 1.0, (grain, grain)).astype(np.float32)
-        up = Image.fromarray(grid, mode="F").resize((self.size, self.size), Image.BILINEAR)
+        up = Image.fromarray(grid).resize((self.size, self.size), Image.BILINEAR)
         return np.asarray(up, np.float32)
 
     # -- shapes ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ def _task_shares(text: str) -> dict[str, float]:
         pairs = [item.split("=") for item in text.split(",") if item]
         return {k.strip(): float(v) for k, v in pairs}
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected task=share,... (tasks: {', '.join(DEFAULT_TASK_SHARES)}): {err}")
+        raise argparse.ArgumentTypeError(f"expected task=share,... (tasks: {', '.join(DEFAULT_TASK_SHARES)}): {err}") from err
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         )
         start = time.perf_counter()
         summary = write_synthrs(args.out, seed=args.seed, size=args.size, image_size=args.image_size,
-                                published_defects=args.published_defects, pool=pool, force=args.force)
+                                published_defects=args.published_defects, pool=pool, force=args.force,
+                                progress=True)
     except (SynthError, ValueError) as err:
         print(f"geotune synth: {err}", file=sys.stderr)
         return 2

@@ -37,7 +37,7 @@ def stream_rng(seed: int, stream: str, *keys: int) -> np.random.Generator:
 def save_image(pixels: np.ndarray, path: Path) -> None:
     """Write RGB pixels as TIFF (uncompressed), JPEG (q90, 4:2:0) or PNG, by suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(pixels, "RGB")
+    img = Image.fromarray(pixels)
     suffix = path.suffix.lower()
     if suffix == ".tif":
         img.save(path, format="TIFF", compression="raw")

@@ -13,14 +13,22 @@ record it duplicates, which noise it carries), so selection quality can be measu
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from geotune.synth.canvas import DrawnObject, oriented_box
-from geotune.synth.layouts import (AID_PROMPT, UCM_PROMPT, VQA_SUFFIX, save_image, stream_rng, write_json,
-                                   write_jsonl)
+from geotune.synth.layouts import (
+    AID_PROMPT,
+    UCM_PROMPT,
+    VQA_SUFFIX,
+    save_image,
+    stream_rng,
+    write_json,
+    write_jsonl,
+)
 from geotune.synth.scenes import UCM_CLASSES, spaced_ucm
 from geotune.synth.scenes_aid import AID_CLASSES, draw_scene, spaced_aid
 from geotune.synth.vqa import draw_lr_scene, lr_questions
@@ -235,17 +243,10 @@ def write_pool(root: Path, seed: int, image_size: int, options: PoolOptions) -> 
 
 
 def summarize(meta: list[dict]) -> dict:
-    def count(key):
-        out: dict[str, int] = {}
-        for m in meta:
-            out[str(m[key])] = out.get(str(m[key]), 0) + 1
-        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+    def count(key) -> dict[str, int]:
+        return dict(Counter(key(m) for m in meta).most_common())
 
-    for m in meta:
-        m["class"] = f"{m['dataset']}/{m['name']}"
-    classes = count("class")
-    for m in meta:
-        del m["class"]
-    return {"records": len(meta), "tasks": count("task"), "classes": classes,
+    return {"records": len(meta), "tasks": count(lambda m: m["task"]),
+            "classes": count(lambda m: f"{m['dataset']}/{m['name']}"),
             "duplicates": sum(m["duplicate_of"] is not None for m in meta),
-            "noise": {k: v for k, v in count("noise").items() if k != "None"}}
+            "noise": {k: v for k, v in count(lambda m: str(m["noise"])).items() if k != "None"}}

@@ -85,7 +85,7 @@ def draw_fields(cv: Canvas) -> None:
     cuts = sorted(cv.rng.uniform(0.2, 0.8, int(cv.rng.integers(1, 3))) * cv.size)
     edges = [0.0, *cuts, float(cv.size)]
     vertical = cv.rng.random() < 0.5
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         coord = cv.xx if vertical else cv.yy
         mask = (coord >= a) & (coord < b)
         crops = [cv.color(c) for c in cv.rng.choice(["crop_green", "crop_yellow", "soil", "grass"], 2, replace=False)]

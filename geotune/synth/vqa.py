@@ -51,7 +51,7 @@ def draw_lr_scene(rng: np.random.Generator, size: int, urban: bool | None = None
     kinds = kinds[:n_cells]
     counts = dict.fromkeys(PRESENCE, 0)
     roof = cv.color(str(rng.choice(LR_ROOFS)))  # no blue roofs: they would read as water
-    for kind, idx in zip(kinds, order):
+    for kind, idx in zip(kinds, order[: len(kinds)], strict=True):
         x0, y0 = (idx % g) * cell, (idx // g) * cell
         cx, cy = x0 + cell / 2 + rng.uniform(-0.1, 0.1) * cell, y0 + cell / 2 + rng.uniform(-0.1, 0.1) * cell
         counts[kind] += 1

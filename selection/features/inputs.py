@@ -137,6 +137,13 @@ class ModelRunner:
         # geotune supports; the loss signals supervise it as part of the answer.
         self.end_of_turn = tokenizer.eos_token or ""
 
+    def run_for_hidden_states(self, batch) -> None:
+        """Forward pass whose result is read by hooks: skip the LM head over all but one position."""
+        import inspect
+
+        kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+        self.model(**batch, use_cache=False, **kwargs)
+
     def texts(self, samples: Sequence[Sample], with_answer: bool = True) -> list[str]:
         texts = []
         for sample in samples:

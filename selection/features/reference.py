@@ -105,7 +105,7 @@ class ReferenceBackend:
         runner, o_projs = self.load()
         batch = runner.encode(samples)
         with capture_inputs(o_projs) as inputs:
-            runner.model(**batch, use_cache=False)
+            runner.run_for_hidden_states(batch)
         image_mask, text_mask = image_and_following_text_masks(batch["input_ids"], batch["attention_mask"], runner.image_token_id)
         stats = {"no_image_rows": int((image_mask.sum(1) == 0).sum()), "no_text_rows": int((text_mask.sum(1) == 0).sum())}
         return coincide_parts(inputs, image_mask, text_mask), stats

@@ -88,7 +88,7 @@ class PooledStates:
     def __call__(self, samples: Sequence[Sample]) -> torch.Tensor:
         batch = self.runner.encode(samples)
         with capture_outputs(self.modules) as outputs:
-            self.runner.model(**batch, use_cache=False)
+            self.runner.run_for_hidden_states(batch)
         pooled = [pool_layer(h, batch, self.runner.image_token_id, self.pooling, self.normalise) for h in outputs]
         joined = torch.cat(pooled, dim=-1)
         return joined / math.sqrt(len(pooled)) if self.normalise else joined

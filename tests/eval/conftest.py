@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import eval_layouts as layouts
+import pytest
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import write_colour_set  # noqa: E402
+from colours import write_colour_set  # noqa: E402
 
 from finetune.experiment import run_experiment  # noqa: E402
 from geotune.config import load_recipe  # noqa: E402

@@ -10,17 +10,36 @@ Every adapter module provides (eval and selection rely on the first four):
   (``input_ids``, ``attention_mask``, ``pixel_values`` ...), ready for ``model(**batch)`` and ``generate``.
 - ``image_token_id(model) -> int``: the id that marks image-token positions in ``input_ids``.
 
-The training issue adds supervision (label masks), LoRA targets, freeze policy and save/merge.
+Training side (``finetune.experiment``), per family:
+
+- ``encode_for_training(processor, record, images, max_length, *, model_cfg=None, too_long="truncate") -> dict``:
+  ``input_ids`` and ``labels`` (lists; labels only on assistant answers and their end-of-turn token,
+  ``-100`` elsewhere), image tensors (``pixel_values``, ``image_flags`` ...), ``truncated``. ``images``
+  may be ``(width, height)`` sizes instead of PIL images: then only ids/labels are computed (the length
+  pass). Raises ``supervision.SkipSample`` (counted by reason) for records that cannot be samples;
+  an image-token span is never cut.
+- ``model_parts(model) -> {"vision": [...], "projector": [...], "llm": [...]}``: module-name prefixes.
+- ``lora_targets(model, lora_cfg, train_llm=True) -> list[str]``: full names of the LoRA target
+  Linear modules (per-family suffixes, LLM only unless ``lora.vision``).
+- ``apply_freeze(model, train_cfg)``: full mode's freeze flags.
+- optional ``forward_for_training(model, batch) -> ModelOutput`` when ``model(**batch)`` is not the
+  family's training forward (XComposer2: image embeddings + ``im_mask``).
+
+Saving is the same for all (``Trainer.save_model``: the peft adapter, or full weights with the
+remote code files, + the processor/tokenizer); merging is ``geotune export``'s.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from finetune.models.adapters import internvl_hf
+from finetune.models.adapters import auto, internvl_hf, internvl_remote, xcomposer2
 
 ADAPTERS: dict[str, ModuleType] = {
     "internvl_hf": internvl_hf,
+    "internvl_remote": internvl_remote,
+    "xcomposer2": xcomposer2,
+    "auto": auto,
 }
 
 

@@ -125,6 +125,11 @@ def encode_for_training(processor, record, images, max_length: int, *, model_cfg
     return out
 
 
+def model_parts(model) -> dict:
+    """Module-name prefixes of the vision tower, projector and language model."""
+    return PARTS
+
+
 def lora_targets(model, lora_cfg, train_llm: bool = True) -> list[str]:
     """Full names of the LoRA target Linear modules (LLM by family; vision tower with ``lora.vision``)."""
     from finetune.lora import LLM_TARGETS, VISION_TARGETS, llm_family, resolve_lora_targets

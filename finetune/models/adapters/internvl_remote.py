@@ -212,6 +212,11 @@ def image_token_id(model) -> int:
     return int(model.img_context_token_id)
 
 
+def model_parts(model) -> dict:
+    """Module-name prefixes of the vision tower, projector and language model."""
+    return PARTS
+
+
 def lora_targets(model, lora_cfg, train_llm: bool = True) -> list[str]:
     from finetune.lora import LLM_TARGETS, VISION_TARGETS, llm_family, resolve_lora_targets
 

@@ -114,6 +114,11 @@ def image_token_id(model) -> int:
     return int(unwrap(model).geotune_image_token_id)
 
 
+def model_parts(model) -> dict:
+    """Module-name prefixes of the vision tower, projector and language model."""
+    return PARTS
+
+
 def lora_targets(model, lora_cfg, train_llm: bool = True) -> list[str]:
     from finetune.lora import LLM_TARGETS, VISION_TARGETS, resolve_lora_targets
 

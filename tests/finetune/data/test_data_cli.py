@@ -56,7 +56,7 @@ def test_convert_round_trip(tmp_path, capsys):
     assert main(["data", "convert", str(tmp_path / "x.jsonl"), str(tmp_path / "back.json"), "--to", "xcomposer2"]) == 0
     assert (tmp_path / "back.json").read_bytes() == source.read_bytes()
     first = json.loads((tmp_path / "x.jsonl").read_text().splitlines()[0])
-    assert first["image"] == ["images/P0003.png"] and first["conversations"][0]["value"].startswith("<image> Please")
+    assert first["image"] == "images/P0003.png" and first["conversations"][0]["value"].startswith("<image> Please")
 
 
 def test_mix_writes_exact_counts(tmp_path, capsys):
@@ -82,6 +82,18 @@ def test_stats(capsys):
     assert stats["records"] == 3 and stats["answers"] == 4
     assert stats["tasks"] == {"classification": 1, "grounding": 1, "general": 1}
     assert stats["turns"] == {"2": 2, "4": 1} and stats["images"] == {"0": 1, "1": 2}
-    assert stats["answer_words"] == {"min": 1, "median": 1.0, "mean": 4.5, "max": 15}
+    assert stats["answer_words"] == {"min": 1, "median": 1.0, "mean": 3.75, "max": 12}
     assert main(["data", "stats", str(DATA / "formats" / "llava.json")]) == 0
     assert "classification" in capsys.readouterr().out
+
+
+def test_skip_bad_in_convert_and_stats(tmp_path, capsys):
+    bad = DATA / "bad" / "bad.jsonl"
+    assert main(["data", "convert", str(bad), str(tmp_path / "clean.json"), "--to", "llava"]) == 2
+    assert "bad.jsonl:2: malformed JSON line" in capsys.readouterr().err
+    assert main(["data", "convert", str(bad), str(tmp_path / "clean.json"), "--to", "llava", "--skip-bad"]) == 0
+    assert "skipped 2 turn_order, 2 path_escape" in capsys.readouterr().err
+    assert [r["id"] for r in json.loads((tmp_path / "clean.json").read_text())] == ["ok_1", "missing_file"]
+    assert main(["data", "stats", str(bad), "--skip-bad", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["records"] == 2 and stats["skipped"]["malformed_json"] == 1 and sum(stats["skipped"].values()) == 10

@@ -12,10 +12,9 @@ import shutil
 
 import pytest
 import torch
-from remote_failures import build_standin, build_tiny_clip, file_hashes, fresh_copy
+from remote_failures import build_standin, build_tiny_clip, file_hashes, fresh_copy, tiny_tokenizer
 
 from finetune.models.compat import FIX_NAMES, FIXES, RemoteCodeError, load_remote_model
-from finetune.models.tiny import build_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +125,7 @@ def test_missing_generation_mixin_and_post_init_in_internvl(standins, tmp_path):
 
 
 def internvl_batch(model):
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     model.img_context_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
     image = torch.full((1, model.num_image_token), model.img_context_token_id)
     ids = torch.cat([prompt_ids(4), image, prompt_ids(6, seed=1)], 1)
@@ -139,6 +138,7 @@ def test_required_image_flags(standins, tmp_path):
     with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'squeeze'"):
         broken(pixel_values=pixels, input_ids=ids, labels=ids)
     model, _ = load(standins, "internvl_chat", tmp_path)
+    model.img_context_token_id = broken.img_context_token_id
     without_flags = model(pixel_values=pixels, input_ids=ids, labels=ids).loss
     with_flags = model(pixel_values=pixels, input_ids=ids, labels=ids, image_flags=torch.ones(1, 1, dtype=torch.long)).loss
     assert torch.isfinite(without_flags) and without_flags.item() == with_flags.item()
@@ -150,7 +150,7 @@ def test_required_image_flags(standins, tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the failure needs a machine without CUDA")
 def test_cuda_calls_on_cpu(standins, tmp_path):
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     broken, _ = load(standins, "internvl_chat", tmp_path, exclude=["cuda_calls_on_cpu"])
     pixels, _ = internvl_batch(broken)
     with pytest.raises((RuntimeError, AssertionError), match="(?i)cuda|nvidia"):
@@ -196,7 +196,7 @@ XC2_TEXT = "<|im_start|>user\n<ImageHere>what is it<|im_end|>\n<|im_start|>assis
 
 
 def xc2_targets(model):
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     model.tokenizer = tokenizer
     ids = tokenizer(XC2_TEXT.replace("<ImageHere>", ""), return_tensors="pt", add_special_tokens=False).input_ids
     return tokenizer, ids, model.mask_human_targets(ids)
@@ -205,14 +205,20 @@ def xc2_targets(model):
 def test_hard_coded_token_ids(standins, tmp_path):
     broken, _ = load(standins, "xcomposer2", tmp_path, exclude=["hard_coded_token_ids"])
     tokenizer, ids, targets = xc2_targets(broken)
-    # 92542 never occurs with this tokenizer and its <|im_end|> is id 2, read as eos: nothing is supervised.
-    assert (targets == -100).all()
+    # 92542 never occurs with this tokenizer and its <|im_end|> is id 2, read as eos: the human turn is
+    # supervised and the answer is not.
+    kept = tokenizer.decode(ids[0][targets[0] != -100])
+    assert "what is it" in kept and "beach" not in kept
     model, fixes = load(standins, "xcomposer2", tmp_path)
     assert "hard_coded_token_ids" in fixes
     tokenizer, ids, targets = xc2_targets(model)
-    kept = tokenizer.decode(ids[0][targets[0] != -100])
-    # The real rule: mask through the human turn's <|im_end|> + 5 tokens, keep the answer and its <|im_end|>.
-    assert kept.endswith("beach<|im_end|>") and "what is it" not in kept
+    # The real rule, now on this tokenizer's <|im_end|>: mask through the human turn's <|im_end|> + 5 tokens
+    # (the length of InternLM2's "<|im_start|>assistant\n"), keep up to the token after the answer's.
+    human_end, answer_end = (ids[0] == tokenizer.convert_tokens_to_ids("<|im_end|>")).nonzero()[:, 0].tolist()
+    expected = torch.full_like(ids, -100)
+    expected[0, human_end + 6 : answer_end + 2] = ids[0, human_end + 6 : answer_end + 2]
+    assert torch.equal(targets, expected)
+    assert "beach<|im_end|>" in tokenizer.decode(ids[0][targets[0] != -100])
     image = model.vis_processor(__import__("PIL.Image").Image.new("RGB", (90, 80), (200, 40, 10))).unsqueeze(0)
     loss = model(samples={"data_type": ["multi"], "text_input": [[XC2_TEXT]], "image": [image]}).loss
     assert torch.isfinite(loss)
@@ -246,6 +252,6 @@ def test_clear_errors_before_any_code_runs(standins, tmp_path):
     with pytest.raises(ValueError, match="unknown compat fix"):
         load(standins, "internlm2", tmp_path, exclude=["no_such_fix"])
     folder = fresh_copy(standins["internlm2"], tmp_path)
-    shutil.copy(standins["xcomposer2"] / "model.safetensors", folder / "model.safetensors")
-    with pytest.raises(Exception, match="(?i)size mismatch|shape|no weights for"):
+    shutil.copy(standins["internvl_chat"] / "model.safetensors", folder / "model.safetensors")
+    with pytest.raises(RemoteCodeError, match="no weights for 17 parameter"):
         load_remote_model(folder, family="internlm2")

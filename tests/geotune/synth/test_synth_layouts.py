@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from PIL import Image
 
 from geotune.synth.build import SIZES
@@ -42,7 +43,7 @@ def test_aid_layout_camelcase_dirs_and_unequal_classes(synthrs_tiny):
     assert {"BareLand", "BaseballField", "DenseResidential", "RailwayStation", "StorageTanks"} <= set(AID_DIRS)
     assert [d.lower() for d in AID_DIRS] == AID_LOWER
     sizes = aid_class_sizes(SIZES["tiny"].aid_scale)
-    for camel, lower in zip(AID_DIRS, AID_LOWER):
+    for camel, lower in zip(AID_DIRS, AID_LOWER, strict=True):
         names = {p.name for p in (root / camel).iterdir()}
         assert names == {f"{lower}_{n}.jpg" for n in range(1, sizes[camel] + 1)}
     assert len(set(sizes.values())) > 1  # unequal, like the real set
@@ -99,7 +100,7 @@ def test_geochat_bench_clean(synthrs_tiny):
         (synthrs_tiny / "RSVQA_LR" / "LR_split_test_answers.json").read_text())["answers"]}
     active = [q for q in questions if q["active"]]
     assert [r["question_id"] for r in lrben] == [q["id"] for q in active]
-    for r, q in zip(lrben, active):
+    for r, q in zip(lrben, active, strict=True):
         assert r == {"question_id": q["id"], "image": f"{q['img_id']}.tif", "text": q["question"],
                      "category": q["type"], "ground_truth": answers[q["id"]]}
 
@@ -108,7 +109,7 @@ def test_published_defects(synthrs_tiny, synthrs_defects):
     clean = _jsonl(synthrs_tiny / "GeoChat-Bench" / "aid.jsonl")
     broken = _jsonl(synthrs_defects / "GeoChat-Bench" / "aid.jsonl")
     assert len(clean) == len(broken)
-    for good, bad in zip(clean, broken):
+    for good, bad in zip(clean, broken, strict=True):
         assert bad["image"] == good["image"][: -len(".jpg")] + ".png"
         assert not (synthrs_defects / "AID" / bad["image"]).exists()
         assert (synthrs_defects / "AID" / good["image"]).is_file()
@@ -120,3 +121,21 @@ def test_published_defects(synthrs_tiny, synthrs_defects):
     assert lrben and all("ground_truth" not in r for r in lrben)
     assert _jsonl(synthrs_defects / "GeoChat-Bench" / "UCmerced.jsonl") == _jsonl(
         synthrs_tiny / "GeoChat-Bench" / "UCmerced.jsonl")
+
+
+@pytest.mark.parametrize("fixture", ["synthrs_tiny", "synthrs_defects"])
+def test_eval_readers_take_synthrs_as_is(fixture, request):
+    """The eval side reads both variants; the defects are found and repaired, nothing is skipped."""
+    geochat_bench = pytest.importorskip("eval.geochat_bench")
+    root = request.getfixturevalue(fixture)
+    expected = {"ucmerced": 63, "aid": sum(max(1, round(0.3 * n)) for n in aid_class_sizes(SIZES["tiny"].aid_scale).values()),
+                "lrben": len(_jsonl(root / "GeoChat-Bench" / "lrben.jsonl"))}
+    for bench, name in (("ucmerced", "UCmerced"), ("aid", "aid"), ("lrben", "lrben")):
+        read = geochat_bench.read_geochat_bench(root / "GeoChat-Bench" / f"{name}.jsonl", bench, root,
+                                                rsvqa_root=root / "RSVQA_LR")
+        assert len(read.items) == expected[bench]
+        assert not any(k.startswith("skipped") for k in read.repairs)
+        if fixture == "synthrs_defects" and bench == "aid":
+            assert read.repairs["image_png_to_jpg"] == read.repairs["aid_ground_truth_stray_chars"] == expected["aid"]
+        if fixture == "synthrs_defects" and bench == "lrben":
+            assert read.repairs["ground_truth_from_rsvqa"] == expected["lrben"]

@@ -34,8 +34,10 @@ def pixel_hashes(paths) -> set[str]:
 def test_same_seed_same_bytes_other_seed_other_bytes(synthrs_tiny, tmp_path):
     write_synthrs(tmp_path / "again", seed=0, size="tiny")
     assert tree_hash(tmp_path / "again") == tree_hash(synthrs_tiny)
-    write_synthrs(tmp_path / "seed1", seed=1, size="tiny")
-    assert tree_hash(tmp_path / "seed1") != tree_hash(synthrs_tiny)
+    summary = write_synthrs(tmp_path / "again", seed=1, size="tiny")  # other options: the tree is replaced
+    assert summary["options"]["seed"] == 1
+    assert tree_hash(tmp_path / "again") != tree_hash(synthrs_tiny)
+    assert [p.name for p in tmp_path.iterdir()] == ["again"]  # no partial folder left behind
 
 
 def test_existing_tree_is_reused_and_foreign_folder_refused(synthrs_tiny, tmp_path, capsys):
@@ -121,7 +123,7 @@ def test_pool_composition_tasks_duplicates_noise(synthrs_tiny):
     records = json.loads((synthrs_tiny / "instruct" / "geochat_style.json").read_text())
     meta = [json.loads(line) for line in (synthrs_tiny / "instruct" / "geochat_style_meta.jsonl").open()]
     assert [m["id"] for m in meta] == [r["id"] for r in records]
-    for r, m in zip(records, meta):
+    for r, m in zip(records, meta, strict=True):
         record = Record(r["id"], [r["image"]], r["conversations"])
         assert infer_task(record) == m["task"]
         answer = record.answer

@@ -16,6 +16,7 @@ Kinds (the failures each carries are the real code's, listed in docs/remote_code
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -65,13 +66,26 @@ CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num
         "image_size": 56, "patch_size": 14, "projection_dim": 32}
 
 
+@functools.lru_cache(maxsize=1)
+def tiny_tokenizer():
+    """The tiny chat tokenizer (``<|im_end|>`` is id 2, as eos), trained once per test session."""
+    from finetune.models.tiny import build_tiny_tokenizer
+
+    return build_tiny_tokenizer()
+
+
 def build_tiny_clip(out_dir: Path, seed: int = 0) -> Path:
     """A tiny ``CLIPVisionModel`` folder standing in for openai/clip-vit-large-patch14-336 (56 px, 4x4 patches)."""
     import torch
+    from safetensors.torch import save_file
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     torch.manual_seed(seed)
-    CLIPVisionModel(CLIPVisionConfig(**CLIP)).save_pretrained(out_dir)
+    config = CLIPVisionConfig(**CLIP)
+    model = CLIPVisionModel(config)
+    config.save_pretrained(out_dir)  # (save_pretrained of the model imports deepspeed: seconds)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(Path(out_dir) / "model.safetensors"), metadata={"format": "pt"})
     return Path(out_dir)
 
 
@@ -100,9 +114,7 @@ def build_standin(kind: str, parent: Path, seed: int = 0, vision_tower_path=None
 
     from finetune.models import compat
     from finetune.models.compat.base import sibling_modules
-    from finetune.models.tiny import build_tiny_tokenizer
-
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     out = Path(parent) / f"{kind}_{uuid.uuid4().hex[:8]}"
     raw = _write_files(kind, out, len(tokenizer))
     tokenizer.save_pretrained(out)

@@ -1,0 +1,270 @@
+"""`geotune export RUN_OR_CHECKPOINT --out DIR [--merge]`: ship a trained run.
+
+Without ``--merge`` the adapter (or full weights) and the processor are copied with a README that says
+how to load them. With ``--merge`` a peft LoRA adapter is folded into its base model
+(``merge_and_unload``), saved as safetensors with the processor, reloaded from disk and checked: its
+logits on a dummy image+text input must equal the adapter model's within tolerance, or nothing is
+written. XComposer2's Partial-LoRA is refused (see ``PLORA_REFUSAL``). Output folders appear atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+# Trainer / DeepSpeed state that a shipped model does not need.
+TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "latest",
+                  "zero_to_fp32.py")
+TRAINING_STATE_PREFIXES = ("rng_state", "global_step")
+
+PLORA_REFUSAL = """refusing to merge: model.adapter is xcomposer2.
+InternLM-XComposer2 uses Partial-LoRA (PLoRA): its attention and feed-forward layers (attention.wqkv,
+attention.wo, feed_forward.w1/w2/w3) add their low-rank branch only to the image tokens, chosen at run
+time by `im_mask`. A delta that applies to image tokens and not to text tokens cannot be folded into the
+dense base weights, which every token goes through, so a "merged" checkpoint would compute something
+other than the model you trained (text tokens would get the image-only update).
+Ship the base checkpoint and the adapter instead:
+  geotune export {source} --out {out}          (adapter + processor + README, no --merge)
+and load them with the adapter: `PeftModel.from_pretrained(base_model, "{out}")` on the base loaded with
+trust_remote_code=True, or `geotune eval recipe=... checkpoint={out}`."""
+
+
+class ExportError(RuntimeError):
+    """An export the user can fix; the message says what and how."""
+
+
+def find_checkpoint(source: Path) -> Path:
+    """The folder holding the weights: ``RUN/final``, else the newest ``RUN/checkpoint-N``, else SOURCE."""
+    if (source / "final").is_dir():
+        return source / "final"
+    steps = sorted(source.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit(
+        "-", 1)[-1].isdigit() else -1)
+    if steps and not _has_weights(source):
+        return steps[-1]
+    if _has_weights(source):
+        return source
+    raise ExportError(f"{source}: no trained weights (adapter_config.json or config.json + *.safetensors), no final/ "
+                      "and no checkpoint-*/; pass a run directory or a checkpoint folder")
+
+
+def _has_weights(folder: Path) -> bool:
+    return (folder / "adapter_config.json").exists() or (folder / "config.json").exists()
+
+
+def find_run_config(source: Path, checkpoint: Path):
+    """The run's resolved recipe (``config.yaml`` beside the checkpoint or in the run), or None."""
+    from omegaconf import OmegaConf
+
+    for folder in (checkpoint, source, checkpoint.parent):
+        if (folder / "config.yaml").exists():
+            return OmegaConf.load(folder / "config.yaml")
+    return None
+
+
+def model_config(run_cfg, base: Optional[str]):
+    """The ``model`` section used to load the base: the run's, with ``--base`` as its path."""
+    from geotune.config import load_recipe
+
+    cfg = load_recipe(None)
+    if run_cfg is not None and "model" in run_cfg:
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.merge(cfg, {"model": run_cfg.model})
+    if base:
+        cfg.model.path = str(base)
+    return cfg.model
+
+
+def _copy_shippable(src: Path, dst: Path) -> list[str]:
+    copied = []
+    for item in sorted(src.iterdir()):
+        if item.name in TRAINING_STATE or item.name.startswith(TRAINING_STATE_PREFIXES) or item.is_dir():
+            continue
+        shutil.copy2(item, dst / item.name)
+        copied.append(item.name)
+    return copied
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move a finished folder into place; an existing ``out`` is replaced only after success."""
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
+
+
+def _staging(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
+    return tmp
+
+
+def _readme(checkpoint: Path, model_cfg, is_adapter: bool, files: list[str]) -> str:
+    trust = bool(model_cfg.trust_remote_code)
+    if not is_adapter:
+        load = (f"model = AutoModelForImageTextToText.from_pretrained(\"<this folder>\", trust_remote_code={trust})\n"
+                f"processor = AutoProcessor.from_pretrained(\"<this folder>\", trust_remote_code={trust})")
+    else:
+        load = (f"base = AutoModelForImageTextToText.from_pretrained(\"{model_cfg.path}\", trust_remote_code={trust})\n"
+                "model = PeftModel.from_pretrained(base, \"<this folder>\")\n"
+                f"processor = AutoProcessor.from_pretrained(\"<this folder>\", trust_remote_code={trust})")
+    kind = "a peft LoRA adapter" if is_adapter else "full model weights"
+    return (
+        f"# Exported by geotune\n\nFrom `{checkpoint}`: {kind} and the processor (model family adapter "
+        f"`{model_cfg.adapter}`, base `{model_cfg.path}`).\n\nFiles: {', '.join(files)}\n\n## Load\n\n```python\n"
+        "from peft import PeftModel\nfrom transformers import AutoModelForImageTextToText, AutoProcessor\n\n"
+        f"{load}\n```\n\nOr evaluate it with `geotune eval recipe=<the run's recipe> checkpoint=<this folder>`.\n"
+        + ("\nXComposer2 models need their own remote class (`AutoModel` with trust_remote_code); the adapter "
+           "cannot be merged (Partial-LoRA), ship it with the base.\n" if model_cfg.adapter == "xcomposer2" else "")
+    )
+
+
+def export_copy(checkpoint: Path, out: Path, model_cfg) -> Path:
+    """Copy the adapter or weights + processor files and write a README.md; atomic."""
+    tmp = _staging(out)
+    try:
+        files = _copy_shippable(checkpoint, tmp)
+        is_adapter = (checkpoint / "adapter_config.json").exists()
+        (tmp / "README.md").write_text(_readme(checkpoint, model_cfg, is_adapter, files))
+        _publish(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def dummy_batch(family, processor):
+    """One image + question through the family adapter: exercises vision, projector and LLM."""
+    from PIL import Image
+
+    size = getattr(processor, "image_processor", None)
+    side = 64
+    if size is not None and isinstance(getattr(size, "size", None), dict):
+        side = int(size.size.get("height", side))
+    image = Image.new("RGB", (side, side))
+    image.putdata([((x * 7) % 256, (y * 5) % 256, (x * y) % 256) for y in range(side) for x in range(side)])
+    prompt = family.generation_prompt(processor, "Classify the given image. Answer in one word.", 1)
+    return family.encode(processor, [prompt], [[image]])
+
+
+def _logits(model, batch):
+    import torch
+
+    with torch.no_grad():
+        return model(**batch).logits.float()
+
+
+def _base_dtype(base: Path):
+    import torch
+
+    cfg = json.loads((base / "config.json").read_text())
+    name = cfg.get("dtype") or cfg.get("torch_dtype") or "float32"
+    return getattr(torch, str(name), torch.float32)
+
+
+def export_merged(checkpoint: Path, out: Path, model_cfg, rtol: Optional[float] = None) -> dict:
+    """Merge a LoRA adapter into its base, save, reload and compare logits; atomic.
+
+    Returns:
+        The export report (also written as ``export_info.json``): base, dtype, max |logit diff|, tolerance.
+
+    Raises:
+        ExportError: XComposer2 (Partial-LoRA), a missing base, or merged logits that differ.
+    """
+    import torch
+    from peft import PeftModel
+
+    from finetune.models.adapters import get_adapter
+
+    if model_cfg.adapter == "xcomposer2":
+        raise ExportError(PLORA_REFUSAL.format(source=checkpoint, out=out))
+    base = Path(model_cfg.path)
+    if not (base / "config.json").exists():
+        raise ExportError(f"base model '{base}' (model.path of the run) has no config.json; pass --base PATH")
+    family = get_adapter(model_cfg.adapter)
+    exact = copy.deepcopy(model_cfg)
+    exact.dtype = "float32"  # merge in fp32, then store in the base's own dtype
+    model, processor = family.load(exact)
+    if any((checkpoint / n).exists() for n in ("tokenizer_config.json", "processor_config.json")):
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=bool(model_cfg.trust_remote_code))
+    model = PeftModel.from_pretrained(model, checkpoint).eval()
+    batch = dummy_batch(family, processor)
+    expected = _logits(model, batch)
+    merged = model.merge_and_unload()
+    dtype = _base_dtype(base)
+    tmp = _staging(out)
+    try:
+        merged.to(dtype).save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        for code in base.glob("*.py"):  # remote modeling code travels with the weights
+            shutil.copy2(code, tmp / code.name)
+        reloaded, _ = family.load(_with_path(exact, tmp))
+        got = _logits(reloaded.eval(), batch)
+        diff = float((got - expected).abs().max())
+        rtol = rtol if rtol is not None else (1e-4 if dtype == torch.float32 else 2e-2)
+        tolerance = rtol * max(1.0, float(expected.abs().max()))
+        report = {"source": str(checkpoint), "base": str(base), "merged": True, "dtype": str(dtype).removeprefix("torch."),
+                  "max_abs_logit_diff": diff, "tolerance": tolerance}
+        if not diff <= tolerance:
+            raise ExportError(f"merged model's logits differ from the adapter model's by {diff:.3g} (> {tolerance:.3g}); "
+                              "nothing was written. Export without --merge and load the adapter instead")
+        (tmp / "export_info.json").write_text(json.dumps(report, indent=2) + "\n")
+        _publish(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return report
+
+
+def _with_path(model_cfg, path: Path):
+    cfg = copy.deepcopy(model_cfg)
+    cfg.path = str(path)
+    cfg.tiny = False
+    return cfg
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="run directory (uses final/) or checkpoint folder")
+    parser.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    parser.add_argument("--merge", action="store_true", help="fold a LoRA adapter into the base weights (checked)")
+    parser.add_argument("--base", default=None, help="base checkpoint folder (default: model.path of the run)")
+    parser.add_argument("--rtol", type=float, default=None,
+                        help="allowed max |logit diff| relative to max |logit| (default 1e-4 fp32, 2e-2 bf16/fp16)")
+
+
+def run(args: argparse.Namespace) -> int:
+    source, out = Path(args.source), Path(args.out)
+    try:
+        checkpoint = find_checkpoint(source)
+        run_cfg = find_run_config(source, checkpoint)
+        model_cfg = model_config(run_cfg, args.base)
+        is_adapter = (checkpoint / "adapter_config.json").exists()
+        if args.merge and model_cfg.adapter == "xcomposer2":
+            raise ExportError(PLORA_REFUSAL.format(source=source, out=out))
+        if args.merge and is_adapter:
+            report = export_merged(checkpoint, out, model_cfg, args.rtol)
+            print(f"merged {checkpoint} into {report['base']} -> {out} ({report['dtype']}, max |logit diff| "
+                  f"{report['max_abs_logit_diff']:.2e} <= {report['tolerance']:.2e})")
+            return 0
+        if args.merge:
+            print(f"{checkpoint} holds full weights, not an adapter: nothing to merge, copying")
+        export_copy(checkpoint, out, model_cfg)
+        print(f"exported {checkpoint} -> {out} (see {out / 'README.md'})")
+        return 0
+    except ExportError as err:
+        import sys
+
+        print(f"geotune export: {err}", file=sys.stderr)
+        return 2
