@@ -27,6 +27,8 @@ def proxy_epoch(model_cfg, data, records, batch_size: int) -> float:
     """Seconds for one pass of forward + backward + AdamW over ``records`` (answer-token loss)."""
     import torch
 
+    torch.set_num_threads(args.threads)
+
     from selection.features.inputs import ModelRunner, batches_by_length, length_key, sample_from_record
     from selection.signals import answer_token_mask
 
@@ -76,6 +78,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared 2-core machine, 2 threads oversubscribe and time 10x noisier)")
     parser.add_argument("--work", default=None, help="folder for the tiny model and SynthRS (default: a temp dir)")
     args = parser.parse_args()
 

@@ -63,9 +63,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     if not cfg.eval.benchmarks:
         print("geotune eval: eval.benchmarks is empty; set e.g. eval.benchmarks=[ucmerced,aid,lrben]", file=sys.stderr)
         return 2
-    results = evaluate_checkpoint(cfg, checkpoint, shard=True)
-    print(format_results(results))
-    print(f"results: {Path(checkpoint) / 'eval'}")
+    results = evaluate_checkpoint(cfg, checkpoint, shard=True)  # every process of `accelerate launch` answers a share
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(format_results(results))
+        print(f"results: {Path(checkpoint) / 'eval'}")
     return 0
 
 

@@ -54,8 +54,12 @@ def prompt_lengths(processor, prompts: Sequence[str]) -> list[int]:
 
 
 def load_image(path: str) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    """The image as RGB; an unreadable file fails naming it."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as err:
+        raise OSError(f"{path}: cannot read the image ({err}); fix or remove the file, or point the eval root elsewhere") from err
 
 
 def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -139,26 +141,32 @@ def _answer(name, model, processor, adapter, items: list[BenchItem], questions: 
     prompts = [adapter.generation_prompt(processor, questions[item.question_id], 1) for item in items]
     batches = length_sorted_batches(prompt_lengths(processor, prompts), batch_size) if items else []
     rows = []
-    handle = None
-    if pred_path is not None:
-        pred_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(pred_path, "a", encoding="utf-8")
-    try:
-        with tqdm(total=len(items), desc=f"eval {name}", unit="q", disable=not show_progress) as bar:
-            for batch in batches:
-                images = [[load_image(items[i].image_path)] for i in batch]
-                answers = generate_batch(model, processor, adapter, [prompts[i] for i in batch], images,
-                                         max_new_tokens=max_new_tokens, max_patches=max_patches)
-                batch_rows = [_row(items[i], questions[items[i].question_id], answer) for i, answer in zip(batch, answers, strict=True)]
-                if handle is not None:
-                    handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in batch_rows))
-                    handle.flush()
-                rows.extend(batch_rows)
-                bar.update(len(batch))
-    finally:
-        if handle is not None:
-            handle.close()
+    with ExitStack() as stack:
+        handle = None
+        if pred_path is not None:
+            pred_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = stack.enter_context(open(pred_path, "a", encoding="utf-8"))
+        # Decode the next batch's images in a thread while the model answers this one.
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        bar = stack.enter_context(tqdm(total=len(items), desc=f"eval {name}", unit="q", disable=not show_progress))
+        pending = pool.submit(_load_images, items, batches[0]) if batches else None
+        for k, batch in enumerate(batches):
+            images = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(_load_images, items, batches[k + 1])
+            answers = generate_batch(model, processor, adapter, [prompts[i] for i in batch], images,
+                                     max_new_tokens=max_new_tokens, max_patches=max_patches)
+            batch_rows = [_row(items[i], questions[items[i].question_id], a) for i, a in zip(batch, answers, strict=True)]
+            if handle is not None:  # one flush per batch: a kill loses at most the batch in flight
+                handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in batch_rows))
+                handle.flush()
+            rows.extend(batch_rows)
+            bar.update(len(batch))
     return rows
+
+
+def _load_images(items: list[BenchItem], batch: list[int]) -> list[list]:
+    return [[load_image(items[i].image_path)] for i in batch]
 
 
 def _row(item: BenchItem, question: str, answer: str) -> dict:

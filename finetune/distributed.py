@@ -54,7 +54,7 @@ def _patch_accelerate_backend() -> None:
 
     def prepare_backend(self, cpu=False, sagemaker_dp=False, backend=None):
         chosen, distributed_type = original(self, cpu, sagemaker_dp, backend)
-        if chosen is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if distributed_type == DistributedType.NO and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             return backend or "gloo", DistributedType.MULTI_CPU
         return chosen, distributed_type
 
@@ -88,7 +88,8 @@ def prepare_environment(deepspeed_config: str | None) -> bool:
     """
     if not cpu_deepspeed_requested(deepspeed_config):
         return False
-    check_cpu_config(deepspeed_config)
+    if deepspeed_config:
+        check_cpu_config(deepspeed_config)
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
     _patch_accelerate_backend()

@@ -160,27 +160,44 @@ def probe_internvl_remote(model, tokenizer) -> Probe:
 
 
 def probe_xcomposer2(model, tokenizer) -> Probe:
-    model.tokenizer = tokenizer
+    """Embeddings built as training builds them: text ids, then ``img2emb`` rows where the image goes."""
+    model.tokenizer = tokenizer  # the remote code tokenises through it
     tower = model.vit.vision_tower
     table = getattr(tower, "vision_model", tower).embeddings.position_embedding.num_embeddings
     size = tower.config.patch_size * math.isqrt(table - 1)  # the resized table sets the input size (490 px)
     image = model.vis_processor(dummy_image(size)) if hasattr(model, "vis_processor") else _pixels(size)[0]
     image = image.unsqueeze(0).to(model.dtype)
-    prompt = f"<|im_start|>user\n<ImageHere>{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
-    embeds, mask = model.interleav_wrap([image], [[prompt]])[:2]
+    embed = model.get_input_embeddings()
+
+    def ids(text):
+        return tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+
+    before, after, answer = ids("<|im_start|>user\n"), ids(f"{QUESTION}<|im_end|>\n<|im_start|>assistant\n"), ids("beach<|im_end|>")
+
+    def sequence(extra: torch.Tensor):
+        image_rows = model.img2emb(image)[0]
+        embeds = torch.cat([embed(before), image_rows, embed(after), embed(extra)], 1)
+        im_mask = torch.zeros(embeds.shape[:2], dtype=torch.bool)
+        im_mask[:, before.shape[1] : before.shape[1] + image_rows.shape[1]] = True
+        return embeds, torch.ones(embeds.shape[:2], dtype=torch.long), im_mask
+
+    def loss():
+        embeds, mask, im_mask = sequence(answer)
+        labels = torch.full(embeds.shape[:2], -100, dtype=torch.long)
+        labels[:, -answer.shape[1] :] = answer
+        return model(inputs_embeds=embeds, attention_mask=mask, labels=labels, im_mask=im_mask).loss
 
     def step_logits(tokens):
-        new = model.get_input_embeddings()(torch.tensor([tokens], dtype=torch.long))
-        full = torch.cat([embeds, new], 1)
-        return model(inputs_embeds=full, attention_mask=torch.ones(full.shape[:2], dtype=torch.long)).logits[0, -1]
+        embeds, mask, _ = sequence(torch.tensor([tokens], dtype=torch.long))
+        return model(inputs_embeds=embeds, attention_mask=mask).logits[0, -1]
 
-    return Probe(
-        loss=lambda: model(samples={"data_type": ["multi"], "text_input": [[prompt + "beach<|im_end|>\n"]], "image": [image]}).loss,
-        generate=lambda n: model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=n,
-                                          min_new_tokens=n, do_sample=False)[0].tolist()[-n:],
-        step_logits=step_logits,
-        image_tokens_per_tile=int(model.vit(image).shape[1]),
-    )
+    def generate(n):
+        embeds, mask, _ = sequence(torch.zeros(1, 0, dtype=torch.long))
+        return model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                              do_sample=False)[0].tolist()[-n:]
+
+    return Probe(loss=loss, generate=generate, step_logits=step_logits,
+                 image_tokens_per_tile=int(model.img2emb(image)[0].shape[1]))
 
 
 def probe_remote_lm(model, tokenizer) -> Probe:

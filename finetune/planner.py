@@ -100,8 +100,12 @@ def largest_module_params(spec: ModelSpec) -> int:
 
 def host_ram_gib(s: Setup) -> float:
     """CPU memory that ZeRO offload needs, from DeepSpeed's own estimators (trainable parameters)."""
-    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
-    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed logs to stdout on import; keep --json clean
+        from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+        from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
 
     trainable, _ = trainable_split(s)
     if s.zero_stage == 3:
@@ -450,7 +454,7 @@ def measure_step_memory(model, batch: dict, optimizer) -> dict[str, int]:
     Adam states, so the tracked one is the steady state every later step repeats.
 
     Returns:
-        ``{"params", "grads", "optimizer", "activations", "total"}`` at the step's peak; ``activations``
+        ``{"params", "buffers", "grads", "optimizer", "activations", "total"}`` at the step's peak; ``activations``
         includes autograd temporaries.
     """
     from torch.distributed._tools.mem_tracker import MemTracker
@@ -472,5 +476,5 @@ def measure_step_memory(model, batch: dict, optimizer) -> dict[str, int]:
         step()
     (peak,) = tracker.get_tracker_snapshot("peak").values()
     by = {str(k.value if hasattr(k, "value") else k): v for k, v in peak.items()}
-    return {"params": by["Parameter"] + by["Buffer"], "grads": by["Gradient"], "optimizer": by["Optstate"],
+    return {"params": by["Parameter"], "buffers": by["Buffer"], "grads": by["Gradient"], "optimizer": by["Optstate"],
             "activations": by["Activation"] + by["Temp"] + by["Other"], "total": by["Total"]}

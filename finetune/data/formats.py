@@ -14,8 +14,8 @@ keys, ``width``/``height``, a system prompt) is kept in ``Record.extra`` under i
 the element was spelt (key order, ``image`` as a string or a list or absent, a non-string id, turn key
 order) under ``extra["_roundtrip"]``. Converting between formats keeps unknown keys too.
 
-Placeholders: records always use ``<image>``; XComposer2's ``<ImageHere>`` is mapped both ways. (A
-literal ``<image>`` inside XComposer2 text would come back as ``<ImageHere>``; no real file has one.)
+Placeholders: records always use ``<image>``; XComposer2's ``<ImageHere>`` is mapped both ways, as
+text. (So a literal ``<image>`` inside XComposer2 text would come back as ``<ImageHere>``.)
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def detect_format(path: str | os.PathLike) -> str:
 
     ``.jsonl`` is InternVL (or ShareGPT when its elements have ``messages``); a JSON object of entries
     with ``annotation`` is an InternVL meta file; a JSON list is ShareGPT (``messages``), XComposer2
-    (turns ``from: user|assistant``, ``<ImageHere>`` or ``image`` as a list) or LLaVA.
+    (turns ``from: user|assistant`` or an ``<ImageHere>`` placeholder) or else LLaVA. Pass the format
+    explicitly when the first element is not typical of the file.
     """
     try:
         container, first = jsonio.first_element(path)

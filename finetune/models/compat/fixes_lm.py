@@ -16,15 +16,15 @@ class _TiedKeysToInputEmbeddings:
     """Class attribute standing in for a legacy ``_tied_weights_keys`` list: on an instance it reads as the
     transformers-5 dict ``{target: source}``, the source being the model's input-embedding weight."""
 
-    def __init__(self, keys):
-        self.keys = list(keys)
+    def __init__(self, names):
+        self.names = list(names)
 
     def __get__(self, instance, owner):
-        if instance is None:
-            return {key: key for key in self.keys}
+        if instance is None:  # the source is a parameter name, known only on an instance
+            return {}
         embeddings = instance.get_input_embeddings()
         source = next((f"{name}.weight" for name, module in instance.named_modules() if module is embeddings), None)
-        return {key: source for key in self.keys} if source else {}
+        return {name: source for name in self.names} if source else {}
 
 
 def _detect_tied_keys_list(ctx: CompatContext) -> list:

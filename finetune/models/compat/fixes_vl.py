@@ -326,8 +326,10 @@ def fix_clip_resized_position_table(ctx: CompatContext, module) -> None:
 
 # ------------------------------------------------------------------------------ hard-coded token ids
 
-# Ids the InternLM2 tokenizer gives these tokens, hard-coded in XComposer2's ``mask_human_targets``.
-INTERNLM2_IDS = {"<|im_end|>": 92542, "eos": 2}
+# Ids the InternLM2 tokenizer gives these tokens, hard-coded in XComposer2's ``mask_human_targets``
+# (XComposer2.5 also looks for 92543 = ``<|im_start|>``); name -> (InternLM2 id, alternative spelling).
+INTERNLM2_IDS = {"<|im_end|>": (92542, "[UNUSED_TOKEN_145]"), "<|im_start|>": (92543, "[UNUSED_TOKEN_146]")}
+INTERNLM2_EOS = 2
 
 
 def _token_permutation(pairs: dict[int, int]) -> dict[int, int]:
@@ -346,16 +348,24 @@ def _permute(ids: torch.Tensor, mapping: dict[int, int]) -> torch.Tensor:
     return out
 
 
+def _token_id(tokenizer, *spellings):
+    for token in spellings:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is not None and token_id != tokenizer.unk_token_id:
+            return int(token_id)
+    return None
+
+
 def _actual_ids(tokenizer) -> dict[int, int]:
-    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if im_end is None or im_end == tokenizer.unk_token_id:
-        im_end = tokenizer.convert_tokens_to_ids("[UNUSED_TOKEN_145]")
+    """``{this tokenizer's id: InternLM2's id}`` for the chat tokens and eos the remote code hard-codes."""
     pairs = {}
-    if im_end is not None and im_end != tokenizer.unk_token_id:
-        pairs[int(im_end)] = INTERNLM2_IDS["<|im_end|>"]
+    for name, (internlm2_id, alternative) in INTERNLM2_IDS.items():
+        token_id = _token_id(tokenizer, name, alternative)
+        if token_id is not None:
+            pairs[token_id] = internlm2_id
     eos = tokenizer.eos_token_id
     if eos is not None and int(eos) not in pairs:
-        pairs[int(eos)] = INTERNLM2_IDS["eos"]
+        pairs[int(eos)] = INTERNLM2_EOS
     return pairs
 
 
@@ -363,7 +373,7 @@ def _detect_hard_coded_ids(ctx: CompatContext) -> list:
     candidates = [
         (cls, name)
         for cls in ctx.classes()
-        for name, func in own_methods(cls, r"\b92542\b")
+        for name, func in own_methods(cls, r"\b9254[23]\b")
         if not is_patched(func, "hard_coded_token_ids")
     ]
     if not candidates or ctx.tokenizer is None:
@@ -374,9 +384,10 @@ def _detect_hard_coded_ids(ctx: CompatContext) -> list:
 def fix_hard_coded_token_ids(ctx: CompatContext, target) -> None:
     """``mask_human_targets`` hard-codes InternLM2's ids (``<|im_end|>`` 92542, eos 2).
 
-    With any other tokenizer the human turns are not masked (all versions). Derive the ids from the
-    checkpoint's tokenizer: run the method on ids permuted so that the tokenizer's ``<|im_end|>``/eos read
-    as 92542/2, and permute the kept targets back (the method only compares and copies ids)."""
+    With any other tokenizer the human turns are not masked (all versions; XComposer2.5 also hard-codes
+    ``<|im_start|>`` 92543). Derive the ids from the checkpoint's tokenizer: run the method on ids permuted
+    so that the tokenizer's ``<|im_end|>``/``<|im_start|>``/eos read as 92542/92543/2, and permute the kept
+    targets back (the method only compares and copies ids)."""
     cls, name = target
     mapping = _token_permutation(_actual_ids(ctx.tokenizer))
     inverse = {v: k for k, v in mapping.items()}

@@ -7,14 +7,24 @@ that fix's failure under the installed transformers.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import types
 
 import pytest
 import torch
 from remote_failures import build_standin, build_tiny_clip, file_hashes, fresh_copy, tiny_tokenizer
+from safetensors.torch import load_file, save_file
 
-from finetune.models.compat import FIX_NAMES, FIXES, RemoteCodeError, load_remote_model
+from finetune.models.compat import (
+    FIX_NAMES,
+    FIXES,
+    CompatContext,
+    RemoteCodeError,
+    apply_fixes,
+    load_remote_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +200,9 @@ def test_clip_resized_position_table(standins, tmp_path):
     embeddings = model.vit.vision_tower.embeddings
     assert (embeddings.image_size, embeddings.num_patches) == (70, 25)
     assert model.vit(torch.zeros(1, 3, 70, 70)).shape == (1, 25, 32)  # 70 px (real: 490) accepted
+    embeddings.__class__ = embeddings.__class__.__bases__[0]  # plain CLIP embeddings: the size check is back
+    with pytest.raises(ValueError, match=r"Input image size \(70\*70\) doesn't match model \(56\*56\)"):
+        model.vit(torch.zeros(1, 3, 70, 70))
 
 
 XC2_TEXT = "<|im_start|>user\n<ImageHere>what is it<|im_end|>\n<|im_start|>assistant\nbeach<|im_end|>\n"
@@ -255,3 +268,57 @@ def test_clear_errors_before_any_code_runs(standins, tmp_path):
     shutil.copy(standins["internvl_chat"] / "model.safetensors", folder / "model.safetensors")
     with pytest.raises(RemoteCodeError, match="no weights for 17 parameter"):
         load_remote_model(folder, family="internlm2")
+
+
+def test_tied_keys_tie_when_the_checkpoint_is_tied(standins, tmp_path):
+    folder = fresh_copy(standins["internlm2"], tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": True}))
+    weights = load_file(folder / "model.safetensors")
+    del weights["output.weight"]
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    model, _ = load_remote_model(folder, family="internlm2")
+    assert model.all_tied_weights_keys == {"output.weight": "model.tok_embeddings.weight"}
+    assert model.output.weight is model.model.tok_embeddings.weight
+
+
+def test_fixes_apply_only_where_their_precondition_is(standins, tmp_path):
+    from transformers import GenerationMixin, PreTrainedConfig, PreTrainedModel
+
+    module = types.ModuleType("geotune_clean_remote")
+
+    class CleanLM(PreTrainedModel, GenerationMixin):  # transformers-5 style: nothing to fix
+        config_class = PreTrainedConfig
+        _tied_weights_keys = {"head.weight": "embed.weight"}
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.post_init()
+
+        def prepare_inputs_for_generation(self, input_ids, past_key_values=None, **kwargs):
+            return {"input_ids": input_ids, "past_key_values": past_key_values}
+
+    CleanLM.__module__ = module.__name__
+    module.CleanLM = CleanLM
+    ctx = CompatContext(path=tmp_path, modules=[module])
+    assert apply_fixes(ctx, "class") == []
+    model, _ = load(standins, "internlm2", tmp_path)
+    assert apply_fixes(CompatContext(path=tmp_path, model=model), "model") == []  # buffers already right
+
+
+def test_hard_coded_im_start_is_mapped_too(tmp_path):
+    """XComposer2.5's variant also looks for 92543 (``<|im_start|>``): it must read this tokenizer's id."""
+    module = types.ModuleType("geotune_ixc25_like")
+
+    class Masker:
+        def mask_human_targets(self, input_ids):
+            return input_ids.masked_fill((input_ids == 92543) | (input_ids == 92542), -100)
+
+    Masker.__module__ = module.__name__
+    module.Masker = Masker
+    tokenizer = tiny_tokenizer()
+    ctx = CompatContext(path=tmp_path, modules=[module], tokenizer_loader=lambda: tokenizer)
+    assert apply_fixes(ctx, "class") == ["hard_coded_token_ids"]
+    im_start, im_end = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    ids = torch.tensor([[im_start, 40, 41, im_end, 42]])
+    assert Masker().mask_human_targets(ids).tolist() == [[-100, 40, 41, -100, 42]]

@@ -1,0 +1,35 @@
+"""Run by ``accelerate launch`` in test_sharding.py: every process answers its share of UCMerced."""
+
+import json
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from eval import runners
+from eval.readers import read_ucmerced
+from finetune.models.adapters import get_adapter
+
+
+def main(model_dir: str, bench_root: str, out_dir: str) -> None:
+    from accelerate import PartialState
+
+    state = PartialState()
+    answered = []
+    real = runners.generate_batch
+
+    def counting(model, processor, adapter, prompts, images, **kwargs):
+        answered.extend(prompts)
+        return real(model, processor, adapter, prompts, images, **kwargs)
+
+    runners.generate_batch = counting
+    adapter = get_adapter("internvl_hf")
+    model, processor = adapter.load(OmegaConf.create({"path": model_dir, "trust_remote_code": False, "dtype": "float32"}))
+    result = runners.run_ucmerced(model.eval(), processor, read_ucmerced(bench_root), adapter=adapter, batch_size=2,
+                                  out_dir=out_dir, max_new_tokens=2, progress=False)
+    Path(out_dir, f"result.rank{state.process_index}.json").write_text(json.dumps(
+        {"world": state.num_processes, "count": result["count"], "score": result["score"], "answered": len(answered)}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

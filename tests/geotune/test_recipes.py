@@ -1,0 +1,120 @@
+"""Recipe-specific checks: each real-model recipe matches its published setup, its launch command names
+an accelerate config that uses the same DeepSpeed JSON, and the DeepSpeed JSONs resolve under the HF Trainer."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from geotune.config import RECIPES_DIR, load_recipe
+
+REPO = RECIPES_DIR.parent
+REAL = ["rs_full", "rs_third", "rs_random_third", "rs_coincide", "rs_mix", "minivl_full"]
+XCOMPOSER2 = ["rs_full", "rs_third", "rs_random_third", "rs_coincide"]
+
+
+def command_config(name: str) -> Path:
+    first = (RECIPES_DIR / f"{name}.yaml").read_text().splitlines()[0]
+    match = re.match(r"# accelerate launch --config_file (\S+) train\.py recipe=" + name + "$", first)
+    assert match, f"{name}: first line is not the accelerate command: {first}"
+    return REPO / match.group(1)
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_launch_command_uses_the_recipes_deepspeed_json(name):
+    accel = yaml.safe_load(command_config(name).read_text())
+    cfg = load_recipe(name)
+    assert accel["distributed_type"] == "DEEPSPEED" and accel["num_processes"] == 2
+    assert accel["deepspeed_config"]["deepspeed_config_file"] == cfg.train.deepspeed
+    assert (REPO / cfg.train.deepspeed).exists()
+
+
+def test_rs_third_is_the_official_xcomposer2_lora_recipe():
+    cfg = load_recipe("rs_third")
+    assert (cfg.model.adapter, cfg.model.trust_remote_code) == ("xcomposer2", True) and cfg.model.vision_tower_path
+    t = cfg.train
+    assert (t.mode, t.lora.r, t.lora.alpha, t.lora.dropout) == ("lora", 64, 64, 0.05)
+    assert list(t.lora.target_modules) == ["attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2",
+                                           "feed_forward.w3"]
+    assert t.freeze_vision and t.freeze_projector
+    assert (t.learning_rate, t.weight_decay, t.adam_beta2, t.warmup_ratio, t.lr_scheduler) == (5e-5, 0.1, 0.95, 0.01,
+                                                                                              "cosine")
+    assert (t.max_length, t.bf16, t.gradient_checkpointing) == (4096, True, True)
+    assert (t.per_device_batch_size, t.grad_accum, t.deepspeed) == (1, 8, "recipes/deepspeed/zero2.json")
+    assert (cfg.selection.method, cfg.selection.keep) == ("adaptive_shift", 0.333)
+    assert list(cfg.eval.benchmarks) == ["ucmerced", "aid", "lrben"]
+
+
+@pytest.mark.parametrize("name", ["rs_full", "rs_random_third", "rs_coincide"])
+def test_xcomposer2_comparisons_differ_from_rs_third_only_in_selection(name):
+    base, other = (OmegaConf.to_container(load_recipe(n)) for n in ("rs_third", name))
+    for cfg in (base, other):
+        cfg.pop("selection"), cfg.pop("name"), cfg.pop("run_dir")
+    assert other == base
+
+
+def test_selection_budgets():
+    assert load_recipe("rs_full").selection.method == "full"
+    rnd = load_recipe("rs_random_third").selection
+    assert (rnd.method, rnd.keep) == ("random", 0.333)
+    co = load_recipe("rs_coincide").selection
+    assert (co.method, co.keep, co.features.backend, list(co.features.layers)) == ("coincide", 0.2, "reference",
+                                                                                  [3, 7, 11, 15, 19])
+
+
+def test_rs_mix_mixes_general_data_and_documents_the_sweep():
+    cfg = load_recipe("rs_mix")
+    assert {d.kind for d in cfg.data.datasets} == {"domain", "general"} and cfg.mix.general_ratio == 0.25
+    assert cfg.model.adapter == "internvl_remote" and "Mini-InternVL" in cfg.model.path
+    assert (cfg.train.lora.r, cfg.train.lora.alpha, cfg.train.learning_rate) == (16, 32, 4e-5)
+    text = (RECIPES_DIR / "rs_mix.yaml").read_text()
+    assert "geotune sweep recipe=rs_mix mix.general_ratio=0,0.25,0.5,0.75" in text
+
+
+def test_minivl_full_is_the_official_domain_adaptation():
+    t = load_recipe("minivl_full").train
+    assert t.mode == "full" and not (t.freeze_vision or t.freeze_projector or t.freeze_llm)
+    assert (t.learning_rate, t.weight_decay, t.lr_scheduler, t.warmup_ratio) == (1e-5, 0.01, "cosine", 0.03)
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_local_paths_change_with_one_override(name):
+    cfg = load_recipe(name, ["model.path=/models/elsewhere"])
+    assert cfg.model.path == "/models/elsewhere"
+    raw = yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())
+    paths = [raw["model"]["path"]] + [d[k] for d in raw["data"]["datasets"] for k in ("path", "image_root")]
+    assert all(not p.startswith(("/", "http")) for p in paths), "recipes ship relative local paths"
+    assert all(p.startswith("data/") for p in paths[1:])
+
+
+@pytest.mark.parametrize("stage", ["zero2", "zero3", "zero3_offload"])
+def test_deepspeed_json_resolves_under_the_hf_trainer(stage, tiny_internvl):
+    """Every "auto" is filled by transformers; no optimizer section (torch AdamW, no fused/CPU-Adam op build)."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig, TrainingArguments
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    path = RECIPES_DIR / "deepspeed" / f"{stage}.json"
+    raw = json.loads(path.read_text())
+    assert "optimizer" not in raw and "scheduler" not in raw
+    model = SimpleNamespace(config=AutoConfig.from_pretrained(tiny_internvl))  # only its hidden size is read
+    try:
+        args = TrainingArguments(output_dir="/tmp/geotune-ds-test", deepspeed=str(path), per_device_train_batch_size=1,
+                                 gradient_accumulation_steps=8, report_to=[])
+        ds = args.hf_deepspeed_config
+        ds.trainer_config_finalize(args, model, num_training_steps=10)
+    finally:
+        unset_hf_deepspeed_config()  # a live ZeRO-3 config would make later from_pretrained calls shard
+    assert "auto" not in json.dumps(ds.config)
+    assert ds.config["zero_optimization"]["reduce_bucket_size"] == model.config.text_config.hidden_size ** 2
+    assert ds.is_zero3() == stage.startswith("zero3") and ds.is_offload() == stage.endswith("offload")
+    assert ds.config["gradient_accumulation_steps"] == 8
+
+
+def test_cpu_dry_run_config_is_two_cpu_processes():
+    accel = yaml.safe_load((RECIPES_DIR / "accelerate" / "cpu_2proc.yaml").read_text())
+    assert accel["use_cpu"] is True and accel["num_processes"] == 2 and accel["distributed_type"] == "MULTI_CPU"
