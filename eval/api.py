@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from eval.geochat_bench import default_bench_file, read_geochat_bench
 from eval.predictions import atomic_write_json
 from eval.readers import Benchmark, read_aid, read_lrben, read_ucmerced
-from eval.runners import RUNNERS
+from eval.runners import RUNNERS, process_state
 
 log = logging.getLogger(__name__)
 _ROOT_KEYS = {"ucmerced": "ucmerced_root", "aid": "aid_root", "lrben": "lrben_root"}
@@ -90,9 +90,7 @@ def evaluate_checkpoint(cfg, checkpoint_dir: str | Path, benchmarks: Sequence[st
         log.info("eval.benchmarks is empty: nothing to evaluate")
         return {}
     datasets = {name: load_benchmark(name, cfg.eval) for name in names}  # fail on a bad root before loading a model
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state()
     model, processor, adapter = load_checkpoint(cfg, checkpoint_dir)
     model.to(state.device)
     out_dir = Path(checkpoint_dir) / "eval"

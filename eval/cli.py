@@ -64,9 +64,9 @@ def _run_eval(args: argparse.Namespace) -> int:
         print("geotune eval: eval.benchmarks is empty; set e.g. eval.benchmarks=[ucmerced,aid,lrben]", file=sys.stderr)
         return 2
     results = evaluate_checkpoint(cfg, checkpoint, shard=True)  # every process of `accelerate launch` answers a share
-    from accelerate import PartialState
+    from eval.runners import process_state
 
-    if PartialState().is_main_process:
+    if process_state().is_main_process:
         print(format_results(results))
         print(f"results: {Path(checkpoint) / 'eval'}")
     return 0

@@ -76,9 +76,7 @@ def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, l
     Returns:
         The metrics (``score`` is the headline number) plus counts, repairs and timing.
     """
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state()
     sharded = shard and state.num_processes > 1
     items = subset(dataset.items, limit, seed)
     questions = {item.question_id: build_question(item, dataset.task, dataset.classes, classification_prompt, vqa_prompt)
@@ -118,6 +116,18 @@ def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, l
     if out_dir is not None and state.is_main_process:
         _write_result(Path(out_dir), name, result)
     return result
+
+
+def process_state():
+    """accelerate's ``PartialState``; on a machine without CUDA it must be told ``cpu=True`` to see the
+    processes of ``accelerate launch --cpu`` / ``torchrun`` (gloo), else every process thinks it is alone."""
+    import os
+
+    import torch
+    from accelerate import PartialState
+
+    use_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    return PartialState(cpu=use_cpu)
 
 
 def _resume(pred_path: Path | None, state, sharded: bool) -> tuple[dict[str, dict], int]:

@@ -88,8 +88,14 @@ def prepare_environment(deepspeed_config: str | None) -> bool:
     """
     if not cpu_deepspeed_requested(deepspeed_config):
         return False
-    if deepspeed_config:
-        check_cpu_config(deepspeed_config)
+    if not deepspeed_config:
+        # accelerate's own env-built DeepSpeed plugin sizes its batch from a state the CPU patch
+        # cannot reach in time (DeepSpeed then sees 2 ranks, accelerate 1): name the config instead.
+        raise ValueError(
+            "accelerate launch --use_deepspeed on CPU: also set train.deepspeed=recipes/deepspeed/zero2.json "
+            "(or zero3.json) so the HF Trainer builds the DeepSpeed config"
+        )
+    check_cpu_config(deepspeed_config)
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
     _patch_accelerate_backend()

@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 # Trainer / DeepSpeed state that a shipped model does not need.
 TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "latest",
@@ -67,7 +66,7 @@ def find_run_config(source: Path, checkpoint: Path):
     return None
 
 
-def model_config(run_cfg, base: Optional[str]):
+def model_config(run_cfg, base: str | None):
     """The ``model`` section used to load the base: the run's, with ``--base`` as its path."""
     from geotune.config import load_recipe
 
@@ -172,7 +171,7 @@ def _base_dtype(base: Path):
     return getattr(torch, str(name), torch.float32)
 
 
-def export_merged(checkpoint: Path, out: Path, model_cfg, rtol: Optional[float] = None) -> dict:
+def export_merged(checkpoint: Path, out: Path, model_cfg, rtol: float | None = None) -> dict:
     """Merge a LoRA adapter into its base, save, reload and compare logits; atomic.
 
     Returns:

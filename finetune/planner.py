@@ -262,7 +262,10 @@ def resolve_spec(model_cfg) -> ModelSpec:
     """The model's spec: its ``config.json`` when ``model.path`` exists, else the built-in table."""
     path = Path(model_cfg.path)
     if (path / "config.json").exists():
-        return spec_from_config(path, model_cfg.vision_tower_path)
+        try:
+            return spec_from_config(path, model_cfg.vision_tower_path)
+        except (ValueError, KeyError) as err:
+            raise RecipeError(f"model.path: cannot plan for {path / 'config.json'}: {err}") from err
     if model_cfg.tiny:  # the demo's tiny model, before `geotune train` builds it
         from finetune.models.tiny import tiny_internvl_config
         from finetune.planner_data import spec_from_dict
@@ -320,7 +323,13 @@ def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None) -> tuple[S
 
 def plan_recipe(cfg, gpus: int = 2, gpu_gib: float = 24.0, seq_len: int | None = None) -> Plan:
     setup, ds = setup_from_recipe(cfg, gpus, seq_len)
-    plan = estimate(setup, gpu_gib, ds)
+    try:
+        plan = estimate(setup, gpu_gib, ds)
+    except ValueError as err:  # LoRA targets that are not layers of this model
+        raise RecipeError(str(err)) from err
+    if not seq_len and plan.verdict != "fits":
+        plan.notes.append(f"planned for {setup.seq}-token samples (train.max_length, the worst case); "
+                          "--seq-len N plans for your longest sample")
     if setup.offload_optimizer:
         plan.notes.append(f"ZeRO offload needs about {host_ram_gib(setup):.0f} GiB of host RAM (DeepSpeed's estimate)")
     if not setup.gradient_checkpointing and setup.spec.llm.layers > 4:

@@ -143,32 +143,40 @@ def record_to_internvl(record: Record) -> dict:
     return _to_llava_like(record, _INTERNVL_ORDER)
 
 
+def _xc_turn_in(turn: dict) -> dict:
+    new = {**turn, "from": {"user": HUMAN, "assistant": GPT}.get(turn.get("from"), turn.get("from"))}
+    if isinstance(turn.get("value"), str):
+        new["value"] = turn["value"].replace(XC_IMAGE, IMAGE_TOKEN)
+    return new
+
+
+def _xc_turn_out(turn: dict) -> dict:
+    new = {**turn, "from": {HUMAN: "user", GPT: "assistant"}.get(turn.get("from"), turn.get("from"))}
+    if isinstance(turn.get("value"), str):
+        new["value"] = turn["value"].replace(IMAGE_TOKEN, XC_IMAGE)
+    return new
+
+
 def xcomposer2_to_record(obj: Any, fallback_id: str, source: str = "") -> Record:
     hints, extra, record_id = _record(obj, ("id", "image", "conversations"), fallback_id, source)
     images = _images(obj, "image", hints)
     form = hints.pop("image", "str")
     if form != "list":  # a list is XComposer2's own spelling; remember the others
         hints["image"] = form
-    roles = {"user": HUMAN, "assistant": GPT}
-    turns = []
-    for turn in _conversations(obj):
-        new = {**turn, "from": roles.get(turn.get("from"), turn.get("from"))}
-        if isinstance(turn.get("value"), str):
-            new["value"] = turn["value"].replace(XC_IMAGE, IMAGE_TOKEN)
-        turns.append(new)
+    turns = [_xc_turn_in(turn) for turn in _conversations(obj)]
+    # A turn the mapping cannot give back (a literal "<image>" in the text, roles human/gpt) is kept
+    # as it was, and written as it was while the record's turn is unchanged.
+    raw = [[i, turn] for i, (turn, new) in enumerate(zip(_conversations(obj), turns, strict=True)) if _xc_turn_out(new) != turn]
+    if raw:
+        hints["raw_turns"] = raw
     return _finish(record_id, images, turns, source, extra, hints)
 
 
 def record_to_xcomposer2(record: Record) -> dict:
     hints = dict(record.extra.get(ROUNDTRIP, {}))
     hints.setdefault("image", "list")
-    roles = {HUMAN: "user", GPT: "assistant"}
-    turns = []
-    for turn in record.conversations:
-        new = {**turn, "from": roles.get(turn["from"], turn["from"])}
-        if isinstance(turn.get("value"), str):
-            new["value"] = turn["value"].replace(IMAGE_TOKEN, XC_IMAGE)
-        turns.append(new)
+    raw = {i: turn for i, turn in hints.get("raw_turns", [])}
+    turns = [raw[i] if i in raw and _xc_turn_in(raw[i]) == turn else _xc_turn_out(turn) for i, turn in enumerate(record.conversations)]
     image = _image_field(record, hints)
     return _restore(record, {"id": record.id, **image, "conversations": turns}, _CANONICAL_ORDER)
 

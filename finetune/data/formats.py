@@ -15,7 +15,9 @@ the element was spelt (key order, ``image`` as a string or a list or absent, a n
 order) under ``extra["_roundtrip"]``. Converting between formats keeps unknown keys too.
 
 Placeholders: records always use ``<image>``; XComposer2's ``<ImageHere>`` is mapped both ways, as
-text. (So a literal ``<image>`` inside XComposer2 text would come back as ``<ImageHere>``.)
+text. An XComposer2 turn the mapping cannot give back (a literal ``<image>`` in its text, roles
+``human``/``gpt``) is kept as it was in ``_roundtrip`` and written back unchanged while the record's
+turn is unchanged.
 """
 
 from __future__ import annotations

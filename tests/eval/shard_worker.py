@@ -12,9 +12,7 @@ from finetune.models.adapters import get_adapter
 
 
 def main(model_dir: str, bench_root: str, out_dir: str) -> None:
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = runners.process_state()
     answered = []
     real = runners.generate_batch
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from colours import write_colour_set
 
+
 @pytest.fixture
 def colour_data(tmp_path):
     return write_colour_set(tmp_path / "colours")

@@ -94,3 +94,10 @@ def test_base_override_and_checkpoint_resolution(lora_run, tmp_path):
     out = tmp_path / "m"
     assert main(["export", str(lora_run), "--out", str(out), "--merge", "--base", str(tmp_path / "missing")]) == 2
     assert not out.exists()
+
+
+def test_newest_checkpoint_is_used_when_there_is_no_final(tmp_path):
+    for step in (2, 10, 9):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "adapter_config.json").write_text("{}")
+    assert find_checkpoint(tmp_path) == tmp_path / "checkpoint-10"

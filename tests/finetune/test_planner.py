@@ -71,7 +71,12 @@ def test_full_size_llm_counts_match_meta_instantiation(llm, config_cls):
 
 
 def test_full_size_vision_towers_match_meta_instantiation():
-    from transformers import CLIPVisionConfig, CLIPVisionModel, InternVLConfig, InternVLForConditionalGeneration
+    from transformers import (
+        CLIPVisionConfig,
+        CLIPVisionModel,
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+    )
 
     with torch.device("meta"):
         clip = CLIPVisionModel(CLIPVisionConfig(hidden_size=1024, num_hidden_layers=24, intermediate_size=4096,

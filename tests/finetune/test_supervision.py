@@ -46,7 +46,7 @@ def test_labels_only_on_answers_and_their_end_token(processor):
 
     whole = processor(text=[text], images=[Image.new("RGB", (64, 64))], crop_to_patches=False)["input_ids"][0]
     assert list(whole) == expected_ids
-    supervised = [t for t, lab in zip(out["input_ids"], out["labels"]) if lab != IGNORE_INDEX]
+    supervised = [t for t, lab in zip(out["input_ids"], out["labels"], strict=True) if lab != IGNORE_INDEX]
     assert supervised == ids(tok, "forest<|im_end|>") + ids(tok, "no<|im_end|>")
     assert [lab for lab in out["labels"] if lab != IGNORE_INDEX] == supervised
     assert out["truncated"] is False

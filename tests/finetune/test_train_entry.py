@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import train
 from colours import write_colour_set
 
+import train
 from finetune.data.formats import write_llava
 from selection.manifest import FORMAT, write_manifest
 

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-
 from transformers import TrainerCallback
 
 from finetune.experiment import build_trainer, run_experiment

@@ -9,7 +9,7 @@ of its prefixes (true of Qwen2-VL, LLaVA, InternVL-hf); others are refused with 
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from PIL import Image
@@ -79,7 +79,7 @@ def encode_for_training(processor, record, images, max_length: int, *, model_cfg
     cuts = [0] + [i for span in spans for i in span] + [len(full)]
     image_marker = getattr(processor, "image_token", None) or IMAGE_TOKEN
     pieces, extras, remaining = [], {}, iter(pil)
-    for n, (a, b) in enumerate(zip(cuts, cuts[1:])):
+    for n, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
         text = full[a:b]
         if not text:
             continue
@@ -95,7 +95,7 @@ def encode_for_training(processor, record, images, max_length: int, *, model_cfg
     return result
 
 
-def encode(processor, prompts: Sequence[str], images: Optional[Sequence[Sequence]] = None, max_patches: Optional[int] = None):
+def encode(processor, prompts: Sequence[str], images: Sequence[Sequence] | None = None, max_patches: int | None = None):
     flat = [img for sample in (images or []) for img in sample]
     processor.tokenizer.padding_side = "left"
     return processor(text=list(prompts), images=flat or None, return_tensors="pt", padding=True)

@@ -10,9 +10,9 @@ Tested against geotune's stand-in checkpoints (``finetune.models.standins``), no
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
@@ -36,7 +36,7 @@ class RemoteProcessor:
     image_size: int
     num_image_token: int = 0
     template: str = "Hermes-2"
-    system_message: Optional[str] = None
+    system_message: str | None = None
     max_tiles: int = 6
     use_thumbnail: bool = True
     mean: tuple = IMAGENET_MEAN
@@ -127,7 +127,7 @@ def dynamic_tiles(image, max_num: int, image_size: int, use_thumbnail: bool) -> 
     return tiles
 
 
-def _tiles_per_image(processor, n_images: int, max_patches: Optional[int] = None) -> int:
+def _tiles_per_image(processor, n_images: int, max_patches: int | None = None) -> int:
     budget = processor.max_tiles if max_patches is None else max_patches
     return max(1, budget // max(1, n_images))
 
@@ -144,7 +144,7 @@ def _span_ids(processor, tiles: int) -> list[int]:
     return sv.image_span(start, context, end, processor.num_image_token * tiles)
 
 
-def _bos(processor, fmt) -> Optional[int]:
+def _bos(processor, fmt) -> int | None:
     return processor.tokenizer.bos_token_id if fmt.bos else None
 
 
@@ -179,7 +179,7 @@ def generation_prompt(processor, question: str, n_images: int = 1) -> str:
     return (processor.tokenizer.bos_token if fmt.bos else "") + system + user + fmt.assistant_prefix
 
 
-def encode(processor, prompts: Sequence[str], images: Optional[Sequence[Sequence]] = None, max_patches: Optional[int] = None):
+def encode(processor, prompts: Sequence[str], images: Sequence[Sequence] | None = None, max_patches: int | None = None):
     """Left-padded batch (``input_ids``, ``attention_mask``, ``pixel_values``) for ``model.generate``.
 
     Note: ``InternVLChatModel.generate`` returns only the new tokens; ``forward`` also needs ``image_flags``.
@@ -196,7 +196,7 @@ def encode(processor, prompts: Sequence[str], images: Optional[Sequence[Sequence
             pixels.append(pix)
         parts = prompt.split("<image>")
         ids = tok(parts[0], add_special_tokens=False)["input_ids"]
-        for n, part in zip(tiles, parts[1:]):
+        for n, part in zip(tiles, parts[1:], strict=True):
             ids += _span_ids(processor, n) + tok(part, add_special_tokens=False)["input_ids"]
         rows.append(ids)
     longest = max(len(r) for r in rows)

@@ -10,7 +10,7 @@ gives the same ids as tokenising the whole string, and the label mask is exact b
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from finetune.data.records import GPT, HUMAN, IMAGE_TOKEN
 
@@ -53,10 +53,7 @@ HERMES2 = ChatFormat(
     separator="\n",
     system="<|im_start|>system\n{}<|im_end|>\n",
 )
-INTERNLM2_CHAT = ChatFormat(
-    user=HERMES2.user, assistant_prefix=HERMES2.assistant_prefix, assistant_end=HERMES2.assistant_end,
-    separator=HERMES2.separator, system=HERMES2.system, bos=True,
-)
+INTERNLM2_CHAT = replace(HERMES2, bos=True)  # the same layout after InternLM2's <s>
 PHI3_CHAT = ChatFormat(
     user="<|user|>\n{}<|end|>\n",
     assistant_prefix="<|assistant|>\n",

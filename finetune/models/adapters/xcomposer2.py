@@ -12,7 +12,7 @@ Its Partial LoRA cannot be merged naively (see ``geotune export``).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -65,7 +65,7 @@ def unwrap(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def image_embeds(model, input_ids: torch.Tensor, pixel_values: Optional[torch.Tensor]):
+def image_embeds(model, input_ids: torch.Tensor, pixel_values: torch.Tensor | None):
     """Token embeddings with image positions replaced by ``vision_proj(vit(pixels))``; and ``im_mask``."""
     base = unwrap(model)
     im_mask = input_ids == base.geotune_image_token_id
@@ -86,7 +86,7 @@ def generation_prompt(processor, question: str, n_images: int = 1) -> str:
     return sv.XCOMPOSER2.user.format(IMAGE_HERE * n_images + question) + sv.XCOMPOSER2.assistant_prefix
 
 
-def encode(processor, prompts: Sequence[str], images: Optional[Sequence[Sequence]] = None, max_patches: Optional[int] = None):
+def encode(processor, prompts: Sequence[str], images: Sequence[Sequence] | None = None, max_patches: int | None = None):
     """Left-padded ``input_ids``/``attention_mask`` (image runs as ``[UNUSED_TOKEN_141]``) + ``pixel_values``.
 
     Feed ``image_embeds(model, input_ids, pixel_values)`` to the model as ``inputs_embeds`` with ``im_mask``.

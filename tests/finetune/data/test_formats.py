@@ -112,3 +112,18 @@ def test_written_files_are_atomic_and_canonical(tmp_path):
     path = formats.write_records([record], tmp_path / "sub" / "out.json", "llava")
     assert path.read_text().startswith('[\n  {\n    "id": "a",\n    "image": "x.png",')
     assert [p.name for p in path.parent.iterdir()] == ["out.json"]
+
+
+def test_xcomposer2_turns_the_mapping_cannot_give_back_survive(tmp_path):
+    path = tmp_path / "odd.json"
+    rows = [{"id": "0", "image": ["a.png"], "conversations": [
+        {"from": "user", "value": "<ImageHere> What does the tag <image> mean?"},
+        {"from": "gpt", "value": "An HTML-like placeholder."}]}]
+    path.write_text(formats.jsonio.dumps_list(rows))
+    record = formats.read_xcomposer2(path)[0]
+    assert record.conversations[0]["value"] == "<image> What does the tag <image> mean?"
+    formats.write_xcomposer2([record], tmp_path / "back.json")
+    assert (tmp_path / "back.json").read_bytes() == path.read_bytes()
+    record.conversations[1]["value"] = "Changed."  # an edited turn is written the XComposer2 way
+    formats.write_xcomposer2([record], tmp_path / "edited.json")
+    assert '"from": "assistant",\n        "value": "Changed."' in (tmp_path / "edited.json").read_text()

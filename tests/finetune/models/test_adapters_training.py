@@ -23,7 +23,7 @@ def model_cfg(path, **kw):
 
 
 def supervised(out):
-    return [t for t, lab in zip(out["input_ids"], out["labels"]) if lab != IGNORE_INDEX]
+    return [t for t, lab in zip(out["input_ids"], out["labels"], strict=True) if lab != IGNORE_INDEX]
 
 
 def train_two_steps(path, adapter, data, tmp_path, *extra):
@@ -127,3 +127,19 @@ def test_lora_targets_stay_out_of_the_vision_tower_unless_asked(tiny_internvl):
                           "model.vision_tower.encoder.layer.0.attention.q_proj"]
     assert len(vision) == 12
     assert auto.lora_targets(model, LoraConfig()) == llm_only
+
+
+def test_internvl_remote_phi3_chat_layout(tmp_path):
+    from finetune.models.standins import build_standin_internvl_chat
+
+    path = build_standin_internvl_chat(tmp_path / "phi3", llm="phi3")
+    model, processor = internvl_remote.load(model_cfg(path, system_message="Be brief."))
+    assert processor.template == "phi3-chat"
+    out = internvl_remote.encode_for_training(processor, RECORD, [Image.new("RGB", (56, 56))], 512)
+    assert processor.tokenizer.decode(out["input_ids"]) == (
+        "<|system|>\nBe brief.<|end|>\n<|user|>\n<img>" + "<IMG_CONTEXT>" * 4 + "</img>\nWhat is it?<|end|>\n"
+        "<|assistant|>\nforest<|end|>\n")
+    assert processor.tokenizer.decode(supervised(out)) == "forest<|end|>"
+    targets = internvl_remote.lora_targets(model, LoraConfig())
+    assert {t.rsplit(".", 1)[-1] for t in targets} == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
+    assert all(t.startswith("language_model.") for t in targets)

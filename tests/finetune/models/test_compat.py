@@ -14,7 +14,15 @@ import types
 
 import pytest
 import torch
-from remote_failures import build_standin, build_tiny_clip, file_hashes, fresh_copy, tiny_tokenizer
+from remote_failures import (
+    build_standin,
+    build_tiny_clip,
+    file_hashes,
+    fresh_copy,
+    fresh_folder,
+    remove_cached_modules,
+    tiny_tokenizer,
+)
 from safetensors.torch import load_file, save_file
 
 from finetune.models.compat import (
@@ -25,6 +33,13 @@ from finetune.models.compat import (
     apply_fixes,
     load_remote_model,
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_cached_modules():
+    """transformers copies each stand-in folder's code into its modules cache: remove ours afterwards."""
+    yield
+    remove_cached_modules()
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +109,9 @@ def test_tied_weights_keys_list(standins, tmp_path):
     with pytest.raises(AttributeError, match="'list' object has no attribute 'keys'"):
         broken.save_pretrained(tmp_path / "saved-broken")
     model, _ = load(standins, "internlm2", tmp_path)
-    model.save_pretrained(tmp_path / "saved")
-    reloaded, _ = load_remote_model(tmp_path / "saved", family="internlm2")
+    saved = fresh_folder(tmp_path, "saved")
+    model.save_pretrained(saved)
+    reloaded, _ = load_remote_model(saved, family="internlm2")
     ids = prompt_ids()
     assert torch.equal(model(input_ids=ids).logits, reloaded(input_ids=ids).logits)
 

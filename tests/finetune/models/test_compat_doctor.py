@@ -6,10 +6,17 @@ import json
 
 import pytest
 import torch
-from remote_failures import build_standin, build_tiny_clip, fresh_copy
+from remote_failures import build_standin, build_tiny_clip, fresh_copy, remove_cached_modules
 from safetensors.torch import load_file, save_file
 
 from geotune.cli import main
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_cached_modules():
+    """transformers copies each stand-in folder's code into its modules cache: remove ours afterwards."""
+    yield
+    remove_cached_modules()
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +105,26 @@ def test_dummy_image_is_deterministic():
     first, second = dummy_image(32), dummy_image(32)
     assert first.size == (32, 32) and list(first.getdata()) == list(second.getdata())
     assert torch.tensor(list(first.getdata())).float().std() > 10
+
+
+def test_doctor_fails_a_checkpoint_whose_kv_cache_path_is_wrong(standins, tmp_path, capsys):
+    folder = fresh_copy(standins["internlm2"], tmp_path)
+    code_file = folder / "modeling_internlm2.py"
+    source = code_file.read_text()
+    broken = "torch.cat([past_key_value[1] * float('nan'), value_states], dim=2)"  # only cached steps see it
+    code_file.write_text(source.replace("torch.cat([past_key_value[1], value_states], dim=2)", broken))
+    code, out, err = doctor(capsys, folder, "--trust-remote-code")
+    assert code == 1
+    assert "[FAIL] cached and uncached generation agree: step " in out
+    assert "[ok] loss is finite" in out  # training alone would not have shown it
+
+
+def test_generations_agree_tolerates_only_near_ties():
+    from finetune.doctor import generations_agree
+
+    steps = [torch.tensor([0.0, 5.0, 5.00001]), torch.tensor([1.0, 0.0, 0.0])]
+    assert generations_agree([1, 0], [1, 0], steps, torch.float32) == (True, "")
+    ok, detail = generations_agree([1, 0], [2, 0], steps, torch.float32)
+    assert ok and "near-tie" in detail
+    ok, detail = generations_agree([0, 0], [2, 0], steps, torch.float32)
+    assert not ok and detail.startswith("step 0: cached picks 0, uncached 2")

@@ -62,6 +62,26 @@ KINDS = {
     },
 }
 
+# Folder names written by this session: transformers copies each one's code into its modules cache.
+CREATED: list[str] = []
+
+
+def fresh_folder(parent: Path, stem: str) -> Path:
+    """A new folder path under ``parent`` whose transformers modules-cache copy is removed at cleanup."""
+    out = Path(parent) / f"{stem}_{uuid.uuid4().hex[:8]}"
+    CREATED.append(out.name)
+    return out
+
+
+def remove_cached_modules() -> None:
+    """Delete the copies of our stand-in code that transformers made in its modules cache."""
+    from transformers.dynamic_module_utils import HF_MODULES_CACHE
+
+    for name in CREATED:
+        shutil.rmtree(Path(HF_MODULES_CACHE) / "transformers_modules" / name, ignore_errors=True)
+    CREATED.clear()
+
+
 CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
         "image_size": 56, "patch_size": 14, "projection_dim": 32}
 
@@ -115,7 +135,7 @@ def build_standin(kind: str, parent: Path, seed: int = 0, vision_tower_path=None
     from finetune.models import compat
     from finetune.models.compat.base import sibling_modules
     tokenizer = tiny_tokenizer()
-    out = Path(parent) / f"{kind}_{uuid.uuid4().hex[:8]}"
+    out = fresh_folder(parent, kind)
     raw = _write_files(kind, out, len(tokenizer))
     tokenizer.save_pretrained(out)
     if kind == "intern_vit_timm":
@@ -135,7 +155,7 @@ def build_standin(kind: str, parent: Path, seed: int = 0, vision_tower_path=None
 
 def fresh_copy(checkpoint: Path, parent: Path) -> Path:
     """A copy of ``checkpoint`` under a new folder name: transformers imports its code as a new module."""
-    out = Path(parent) / f"{checkpoint.name.rsplit('_', 1)[0]}_{uuid.uuid4().hex[:8]}"
+    out = fresh_folder(parent, checkpoint.name.rsplit("_", 1)[0])
     shutil.copytree(checkpoint, out)
     return out
 
