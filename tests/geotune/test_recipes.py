@@ -115,6 +115,11 @@ def test_deepspeed_json_resolves_under_the_hf_trainer(stage, tiny_internvl):
     assert ds.config["gradient_accumulation_steps"] == 8
 
 
-def test_cpu_dry_run_config_is_two_cpu_processes():
+def test_cpu_dry_run_config_is_two_deepspeed_processes_without_use_cpu():
+    """accelerate skips DeepSpeed when use_cpu is set; finetune.distributed wires CPU ranks instead."""
     accel = yaml.safe_load((RECIPES_DIR / "accelerate" / "cpu_2proc.yaml").read_text())
-    assert accel["use_cpu"] is True and accel["num_processes"] == 2 and accel["distributed_type"] == "MULTI_CPU"
+    assert accel["use_cpu"] is False and accel["num_processes"] == 2 and accel["distributed_type"] == "DEEPSPEED"
+    config = REPO / accel["deepspeed_config"]["deepspeed_config_file"]
+    from finetune.distributed import check_cpu_config
+
+    check_cpu_config(str(config))  # no optimizer section, no pinned memory
