@@ -27,8 +27,6 @@ def proxy_epoch(model_cfg, data, records, batch_size: int) -> float:
     """Seconds for one pass of forward + backward + AdamW over ``records`` (answer-token loss)."""
     import torch
 
-    torch.set_num_threads(args.threads)
-
     from selection.features.inputs import ModelRunner, batches_by_length, length_key, sample_from_record
     from selection.signals import answer_token_mask
 
@@ -85,6 +83,7 @@ def main() -> None:
 
     import torch
 
+    torch.set_num_threads(args.threads)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-selection-"))
     model_cfg, data, records = tiny_model_and_pool(work, args.n)
     runs = []

@@ -22,6 +22,7 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from geotune.synth.build import SIZES
 from geotune.synth.layouts import stream_rng, write_ucmerced
@@ -81,7 +82,8 @@ def main() -> None:
     train_acc: dict[str, list[float]] = {name: [] for name in FEATURES}
     n_test = 0
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    # One BLAS thread: these fits are small, and on a shared 2-core machine threads only fight.
+    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
         for seed in args.seeds:
             root = Path(tmp) / f"synthrs-{seed}"
             # Exactly the UCMerced_LandUse files `geotune synth --seed S --size SIZE` writes (same streams).

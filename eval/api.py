@@ -7,6 +7,7 @@ recipe=NAME checkpoint=DIR`` calls it alone.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,21 @@ def load_checkpoint(cfg, checkpoint_dir: str | Path):
     return model, processor, adapter
 
 
+def checkpoint_fingerprint(checkpoint_dir: str | Path, cfg) -> str:
+    """A short hash of the weight files (name, size, mtime) of the checkpoint, and of the base for a
+    LoRA adapter, so predictions left by other weights are never resumed."""
+    checkpoint_dir = Path(checkpoint_dir)
+    folders = [checkpoint_dir]
+    if (checkpoint_dir / "adapter_config.json").exists():
+        folders.append(Path(cfg.model.path))
+    facts = []
+    for folder in folders:
+        for file in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+            stat = file.stat()
+            facts.append(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
+
+
 def evaluate_checkpoint(cfg, checkpoint_dir: str | Path, benchmarks: Sequence[str] | None = None,
                         shard: bool = False) -> dict[str, dict]:
     """Run ``cfg.eval.benchmarks`` (or ``benchmarks``) on a checkpoint; returns ``{bench: metrics}``.
@@ -94,12 +110,14 @@ def evaluate_checkpoint(cfg, checkpoint_dir: str | Path, benchmarks: Sequence[st
     model, processor, adapter = load_checkpoint(cfg, checkpoint_dir)
     model.to(state.device)
     out_dir = Path(checkpoint_dir) / "eval"
+    fingerprint = checkpoint_fingerprint(checkpoint_dir, cfg)
     results = {}
     for name in names:
         results[name] = RUNNERS[name](
             model, processor, datasets[name], adapter=adapter, limit=None, batch_size=cfg.eval.batch_size,
             out_dir=out_dir, max_new_tokens=cfg.eval.max_new_tokens, classification_prompt=cfg.eval.classification_prompt,
             vqa_prompt=cfg.eval.vqa_prompt, normalize=cfg.eval.normalize, max_patches=cfg.eval.max_patches, seed=cfg.eval.seed, shard=shard,
+            model_fingerprint=fingerprint,
         )
     if state.is_main_process:
         atomic_write_json(out_dir / "summary.json", {name: r["score"] for name, r in results.items()})

@@ -53,6 +53,10 @@ def split_checkpoint(overrides: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    if args.bench or args.predictions or args.answers or args.questions or args.out:
+        print("geotune eval: --bench/--predictions/--answers/--questions/--out belong to `geotune eval score ...`",
+              file=sys.stderr)
+        return 2
     from eval.api import evaluate_checkpoint
     from geotune.config import load_recipe, parse_overrides
 

@@ -118,7 +118,7 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = "runs/compare
     scores = {bench: {r["run"]: r[bench] for r in rows} for bench in BENCHES}
     costs = {what: {r["run"]: r[key] for r in rows} for what, key in
              (("train", "train_seconds"), ("selection", "selection_seconds"))}
-    plot_bars(scores, out / "scores.png", "score (%)", "benchmark scores")
+    plot_bars(scores, out / "scores.png", "score (%)", "benchmark scores", ymax=100.0)
     plot_bars(costs, out / "cost.png", "seconds", "training and selection time")
     text = "# geotune compare\n\n" + markdown_table(rows) + "\n\n![scores](scores.png) ![cost](cost.png)\n"
     if notes:

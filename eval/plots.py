@@ -40,7 +40,8 @@ def plot_confusion(labels: Sequence[str], matrix, path, title: str = "") -> Path
     return _save(fig, path)
 
 
-def plot_bars(values: Mapping[str, Mapping[str, float | None]], path, ylabel: str, title: str = "") -> Path:
+def plot_bars(values: Mapping[str, Mapping[str, float | None]], path, ylabel: str, title: str = "",
+              ymax: float | None = None) -> Path:
     """Grouped bars: ``values[group][run]`` (None: no bar). One group per benchmark or cost."""
     groups = list(values)
     runs = list(dict.fromkeys(run for group in groups for run in values[group]))
@@ -48,10 +49,16 @@ def plot_bars(values: Mapping[str, Mapping[str, float | None]], path, ylabel: st
     fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(groups) * max(1, len(runs)) / 2 + 2), 3.6))
     for k, run in enumerate(runs):
         xs = [g + (k - (len(runs) - 1) / 2) * width for g in range(len(groups))]
-        ys = [values[group].get(run) for group in groups]
-        bars = ax.bar([x for x, y in zip(xs, ys, strict=True) if y is not None], [y for y in ys if y is not None], width, label=run)
+        points = [(x, values[group].get(run)) for x, group in zip(xs, groups, strict=True)]
+        points = [(x, y) for x, y in points if y is not None]
+        if not points:  # nothing measured for this run: say so in the legend instead of an empty entry
+            ax.plot([], [], " ", label=f"{run}: no data")
+            continue
+        bars = ax.bar([x for x, _ in points], [y for _, y in points], width, label=run, color=f"C{k % 10}")
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(range(len(groups)), groups)
+    top = max([v for group in groups for v in values[group].values() if v is not None] + [0.0])
+    ax.set_ylim(0, ymax if ymax is not None else (top * 1.15 or 1.0))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if runs:

@@ -58,7 +58,7 @@ def run_lrben(model, processor, dataset: Benchmark, *, adapter, limit: int | Non
 def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, limit: int | None = None,
                   batch_size: int = 8, out_dir=None, max_new_tokens: int = 16, classification_prompt: str | None = None,
                   vqa_prompt: str = VQA_PROMPT, normalize: str = "geochat", max_patches: int | None = None,
-                  seed: int = 0, progress: bool = True, shard: bool = True) -> dict:
+                  seed: int = 0, progress: bool = True, shard: bool = True, model_fingerprint: str = "") -> dict:
     """Ask, record and score one benchmark.
 
     Args:
@@ -72,6 +72,9 @@ def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, l
         normalize: headline metric normalisation, ``geochat`` or ``strict`` (both are reported).
         shard: under ``accelerate launch``, split the questions across processes (every process must
             call); False when only the main process calls (it then answers everything).
+        model_fingerprint: identifies the weights (``eval.api`` hashes the checkpoint files). A
+            predictions file made with other weights or generation settings is set aside
+            (``<bench>.predictions.stale.jsonl``), not resumed.
 
     Returns:
         The metrics (``score`` is the headline number) plus counts, repairs and timing.
@@ -82,6 +85,9 @@ def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, l
     questions = {item.question_id: build_question(item, dataset.task, dataset.classes, classification_prompt, vqa_prompt)
                  for item in items}
     pred_path = Path(out_dir) / f"{name}.predictions.jsonl" if out_dir is not None else None
+    settings = {"model": model_fingerprint, "max_new_tokens": max_new_tokens, "classification_prompt": classification_prompt,
+                "vqa_prompt": vqa_prompt, "max_patches": max_patches}
+    stale = _set_aside_if_stale(pred_path, settings, state) if pred_path is not None else 0
     done, dropped = _resume(pred_path, state, sharded)
     todo = [item for item in items if item.question_id not in done]
     resumed = len(items) - len(todo)
@@ -109,6 +115,7 @@ def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, l
     result = score_rows(dataset.task, [done[item.question_id] for item in items], dataset.classes, normalize)
     result.update({
         "benchmark": name, "n_questions": len(items), "resumed_from": resumed, "dropped_partial_lines": dropped,
+        "stale_predictions_set_aside": stale,
         "generation_seconds": round(elapsed, 3), "questions_per_second": round(len(todo) / elapsed, 3) if elapsed else None,
         "repairs": dict(dataset.repairs), "source": dataset.source, "prompt": _prompt_description(dataset, items, questions, vqa_prompt),
         "normalize": normalize, "max_new_tokens": max_new_tokens, "batch_size": batch_size, "limit": limit,
@@ -128,6 +135,28 @@ def process_state():
 
     use_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
     return PartialState(cpu=use_cpu)
+
+
+def _set_aside_if_stale(pred_path: Path, settings: dict, state) -> int:
+    """Move predictions made with other settings out of the way; returns how many rows were set aside.
+
+    The settings live in the sidecar ``<bench>.predictions.meta.json``; a file without one counts as
+    stale. The main process decides and moves; the others wait for it.
+    """
+    meta_path = pred_path.with_name(pred_path.stem + ".meta.json")
+    moved = 0
+    if state.is_main_process:
+        old = json.loads(meta_path.read_text()) if meta_path.exists() else None
+        rows, _ = read_all_predictions(pred_path)
+        if rows and old != settings:
+            log.warning("%s: made with other settings (%s vs %s); set aside, answering again", pred_path, old, settings)
+            merge_rank_files(pred_path, list(rows))
+            pred_path.replace(pred_path.with_name(pred_path.stem + ".stale.jsonl"))
+            moved = len(rows)
+        atomic_write_json(meta_path, settings)
+    if state.num_processes > 1:
+        state.wait_for_everyone()
+    return moved
 
 
 def _resume(pred_path: Path | None, state, sharded: bool) -> tuple[dict[str, dict], int]:

@@ -4,7 +4,8 @@ Two methods:
 
 - ``minibatch``: scikit-learn ``MiniBatchKMeans`` (the adaptive-shift paper's choice, the default).
   An in-memory array uses ``fit``; a memmap or shard iterator uses ``partial_fit`` over chunks, so the
-  features are never all in memory.
+  features are never all in memory. k-means++ init up to K=256, random rows above (its cost grows
+  with K^2 and dominates at K in the thousands).
 - ``faiss``: faiss spherical k-means (COINCIDE's choice: unit vectors, cosine). faiss trains on an
   in-memory sample, so the sample is gathered chunk by chunk (at most ``max_points_per_centroid`` per
   cluster, as faiss itself does, and at most ``train_bytes`` of float32).
@@ -31,6 +32,9 @@ FeatureSource = Union[np.ndarray, Iterable[np.ndarray]]  # noqa: UP007 (a runtim
 SAMPLES_PER_CLUSTER = 66
 MAX_AUTO_CLUSTERS = 10_000
 CLUSTER_METHODS = ("minibatch", "faiss")
+# sklearn's k-means++ takes k sequential passes over its init sample: with K in the thousands it alone
+# takes longer than the whole clustering budget, so larger K starts from random rows, as faiss does.
+KMEANS_PP_MAX_K = 256
 # Rows read at once are sized by bytes so 2,048-d and 20,480-d features both stream in ~256 MB blocks.
 CHUNK_BYTES = 256 << 20
 
@@ -194,13 +198,14 @@ def _fit_minibatch(
 ) -> np.ndarray:
     from sklearn.cluster import MiniBatchKMeans
 
+    init = "k-means++" if k <= KMEANS_PP_MAX_K else "random"
     if not is_streamed(features):
-        km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=batch_size, n_init=3)
+        km = MiniBatchKMeans(n_clusters=k, init=init, random_state=seed, batch_size=batch_size, n_init=3)
         km.fit(np.nan_to_num(np.asarray(features, dtype=np.float32)))
         return km.cluster_centers_.astype(np.float32)
-    # partial_fit: the first call initialises (k-means++) on its batch, so it must hold >= k rows;
-    # give it 3k rows like fit's init_size. Later calls are one mini-batch step of `batch_size` rows.
-    km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=batch_size, n_init=1)
+    # partial_fit: the first call initialises on its batch, so it must hold >= k rows; give it 3k rows
+    # like fit's init_size. Later calls are one mini-batch step of `batch_size` rows.
+    km = MiniBatchKMeans(n_clusters=k, init=init, random_state=seed, batch_size=batch_size, n_init=1)
     first_rows = max(batch_size, 3 * k)
     shards = features if isinstance(features, np.ndarray) else list(features)  # memmaps: reads nothing
     for _ in range(epochs):

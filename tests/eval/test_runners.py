@@ -96,3 +96,16 @@ def test_finished_eval_reruns_without_generating(tmp_path, bench_root, tiny_load
     monkeypatch.setattr(runners, "generate_batch", must_not_generate)
     again = runners.run_lrben(model, processor, bench, adapter=adapter, batch_size=6, out_dir=tmp_path, max_new_tokens=1)
     assert again["resumed_from"] == 6 and again["score"] == first["score"]
+
+
+def test_predictions_from_other_settings_are_set_aside_not_resumed(tmp_path, bench_root, tiny_loaded):
+    model, processor, adapter = tiny_loaded
+    bench = read_lrben(bench_root)
+    kwargs = dict(adapter=adapter, batch_size=6, out_dir=tmp_path)
+    runners.run_lrben(model, processor, bench, max_new_tokens=1, model_fingerprint="a", **kwargs)
+    again = runners.run_lrben(model, processor, bench, max_new_tokens=1, model_fingerprint="b", **kwargs)
+    assert again["stale_predictions_set_aside"] == 6 and again["resumed_from"] == 0
+    assert len(_lines(tmp_path / "lrben.predictions.stale.jsonl")) == 6
+    assert len(_lines(tmp_path / "lrben.predictions.jsonl")) == 6
+    same = runners.run_lrben(model, processor, bench, max_new_tokens=1, model_fingerprint="b", **kwargs)
+    assert same["stale_predictions_set_aside"] == 0 and same["resumed_from"] == 6

@@ -6,6 +6,18 @@ import pytest
 from colours import write_colour_set
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and OpenMP spin-waits make a busy 2-core machine
+    several times slower (measured 8x); restored after each test."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def colour_data(tmp_path):
     return write_colour_set(tmp_path / "colours")

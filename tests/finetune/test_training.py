@@ -39,9 +39,9 @@ def train_and_compare(cfg, data):
     return losses, changed, trainable
 
 
-def assert_learns(losses, changed, trainable):
+def assert_learns(losses, changed, trainable, min_drop):
     assert len(losses) == 20
-    assert sum(losses[-3:]) / 3 < losses[0] - 1.0, losses
+    assert sum(losses[-3:]) / 3 < losses[0] - min_drop, losses
     assert trainable and all(changed[n] for n in trainable), [n for n in trainable if not changed[n]]
     assert not any(changed[n] for n in changed if n not in trainable), [n for n in changed if changed[n] and n not in trainable]
 
@@ -49,7 +49,9 @@ def assert_learns(losses, changed, trainable):
 def test_lora_learns_colours_and_only_lora_and_projector_move(tiny_internvl, colour_data, tmp_path):
     cfg = recipe(tiny_internvl, tmp_path / "run", "train.mode=lora", "train.learning_rate=1e-2")
     losses, changed, trainable = train_and_compare(cfg, colour_data)
-    assert_learns(losses, changed, trainable)
+    # LoRA cannot grow the frozen, tied 0.02-std embeddings of a random tiny model: logits stay within
+    # ~|e|·sqrt(d) ≈ 1.3 of each other, so the loss floor is ~5 nats (full mode goes below 2).
+    assert_learns(losses, changed, trainable, min_drop=0.5)
     assert all("lora_" in n or "multi_modal_projector" in n for n in trainable)
     assert not any("vision_tower" in n and "lora_" in n for n in trainable)
 
@@ -57,7 +59,7 @@ def test_lora_learns_colours_and_only_lora_and_projector_move(tiny_internvl, col
 def test_full_mode_trains_llm_and_projector_vision_frozen(tiny_internvl, colour_data, tmp_path):
     cfg = recipe(tiny_internvl, tmp_path / "run", "train.mode=full", "train.learning_rate=3e-3")
     losses, changed, trainable = train_and_compare(cfg, colour_data)
-    assert_learns(losses, changed, trainable)
+    assert_learns(losses, changed, trainable, min_drop=3.0)
     assert any("language_model" in n for n in trainable) and any("multi_modal_projector" in n for n in trainable)
     assert not any("vision_tower" in n for n in trainable)
 
