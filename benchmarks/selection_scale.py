@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         shutil.rmtree(out, ignore_errors=True)
     total = r["cluster_s"] + r["keep_s"]
     print(f"features: {r['n']} x {r['dim']} fp16 ({size_gb:.2f} GB on disk), written in {t_write:.1f} s")
-    print(f"| stage | seconds | x read pass |")
+    print("| stage | seconds | x read pass |")
     print("|---|---|---|")
     print(f"| sequential read (baseline) | {r['read_s']:.1f} | 1.0 |")
     print(f"| cluster (MiniBatchKMeans streamed, K={r['k']}) + assign | {r['cluster_s']:.1f} | {r['cluster_s'] / r['read_s']:.1f} |")

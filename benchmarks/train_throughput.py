@@ -5,7 +5,10 @@ baseline: ``transformers.Trainer`` as it comes (random order) + pad-to-longest (
 Both train the tiny InternVL with LoRA on the SynthRS instruction pool, same samples, same steps;
 tokens/s counts real (non-pad) tokens. Runs alternate; medians over repeats; ratio in the same run.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/train_throughput.py --steps 30 --repeats 3
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/train_throughput.py --steps 40 --repeats 3
+
+(one torch thread: on a shared 2-core machine OpenMP spin-waits make 2 threads several times slower.)
+The ``geotune+Nw`` row adds ``train.num_workers=N`` (image decoding and tiling in DataLoader workers).
 """
 
 from __future__ import annotations
@@ -23,17 +26,18 @@ from finetune.models.tiny import build_tiny_internvl
 from geotune.config import load_recipe
 
 
-class CountingCollator:
-    """Wraps a collator and counts real tokens and padded slots of every batch it makes."""
+class TokenCounter:
+    """Counts real tokens and padded slots of every training forward (a forward pre-hook, main process)."""
 
-    def __init__(self, collate):
-        self.collate, self.tokens, self.slots = collate, 0, 0
+    def __init__(self, model):
+        self.tokens, self.slots = 0, 0
+        model.register_forward_pre_hook(self, with_kwargs=True)
 
-    def __call__(self, samples):
-        batch = self.collate(samples)
-        self.tokens += int(batch["attention_mask"].sum())
-        self.slots += batch["attention_mask"].numel()
-        return batch
+    def __call__(self, module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if mask is not None and module.training:
+            self.tokens += int(mask.sum())
+            self.slots += mask.numel()
 
 
 def recipe(work: Path, steps: int, batch: int, max_patches: int):
@@ -52,15 +56,14 @@ train: {{max_steps: {steps}, per_device_batch_size: {batch}, report_to: [none], 
     return path
 
 
-def run_once(recipe_path: Path, work: Path, grouped: bool, seed: int) -> dict:
-    cfg = load_recipe(str(recipe_path), [f"run_dir={work / 'run'}", f"seed={seed}", "train.resume=false"])
+def run_once(recipe_path: Path, work: Path, grouped: bool, seed: int, workers: int = 0) -> dict:
+    cfg = load_recipe(str(recipe_path), [f"run_dir={work / 'run'}", f"seed={seed}", "train.resume=false",
+                                         f"train.num_workers={workers}"])
     trainer = build_trainer(cfg)
-    counter = CountingCollator(trainer.data_collator)
-    if grouped:
-        trainer.data_collator = counter
-    else:  # the plain HF Trainer on the same model, dataset and pad-to-longest collator
+    counter = TokenCounter(trainer.model)
+    if not grouped:  # the plain HF Trainer on the same model, dataset and pad-to-longest collator
         trainer = transformers.Trainer(model=trainer.model, args=trainer.args, train_dataset=trainer.train_dataset,
-                                       data_collator=counter)
+                                       data_collator=trainer.data_collator)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
@@ -74,6 +77,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-patches", type=int, default=6, help="InternVL dynamic tiling budget")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="DataLoader workers of the extra 'geotune+workers' row (images decoded beside the model)")
     parser.add_argument("--work", default=None, help="folder for the tiny model and SynthRS (default: a temp dir)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="geotune-bench-"))
@@ -84,19 +89,22 @@ def main() -> None:
 
     write_synthrs(work / "synthrs", seed=0, size="small")
     path = recipe(work, args.steps, args.batch, args.max_patches)
-    results = {"geotune": [], "hf_baseline": []}
+    loops = [("hf_baseline", False, 0), ("geotune", True, 0)]
+    if args.workers:
+        loops.append((f"geotune+{args.workers}w", True, args.workers))
+    results = {name: [] for name, _, _ in loops}
     for r in range(args.repeats):
-        for name, grouped in (("hf_baseline", False), ("geotune", True)):
-            results[name].append(run_once(path, work, grouped, seed=r))
+        for name, grouped, workers in loops:
+            results[name].append(run_once(path, work, grouped, seed=r, workers=workers))
     print(f"\ntiny InternVL (LoRA), SynthRS instruct pool, {args.steps} steps x batch {args.batch}, "
           f"max_dynamic_patch {args.max_patches}, median of {args.repeats}")
-    print(f"{'loop':<12} {'tokens/s':>10} {'padding':>8} {'seconds':>8}")
+    print(f"{'loop':<14} {'tokens/s':>10} {'padding':>8} {'seconds':>8} {'vs baseline':>12}")
     med = {}
     for name, runs in results.items():
         med[name] = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
         m = med[name]
-        print(f"{name:<12} {m['tokens_per_s']:>10.0f} {m['padding']:>8.1%} {m['seconds']:>8.2f}")
-    print(f"speed-up (geotune / baseline tokens/s): {med['geotune']['tokens_per_s'] / med['hf_baseline']['tokens_per_s']:.2f}x")
+        ratio = m["tokens_per_s"] / med["hf_baseline"]["tokens_per_s"]
+        print(f"{name:<14} {m['tokens_per_s']:>10.0f} {m['padding']:>8.1%} {m['seconds']:>8.2f} {ratio:>11.2f}x")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, l
     pred_path = Path(out_dir) / f"{name}.predictions.jsonl" if out_dir is not None else None
     settings = {"model": model_fingerprint, "max_new_tokens": max_new_tokens, "classification_prompt": classification_prompt,
                 "vqa_prompt": vqa_prompt, "max_patches": max_patches}
-    stale = _set_aside_if_stale(pred_path, settings, state) if pred_path is not None else 0
+    stale = _set_aside_if_stale(pred_path, settings, state, sharded) if pred_path is not None else 0
     done, dropped = _resume(pred_path, state, sharded)
     todo = [item for item in items if item.question_id not in done]
     resumed = len(items) - len(todo)
@@ -112,7 +112,9 @@ def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, l
     elapsed = time.perf_counter() - start
     done.update({row["question_id"]: row for row in new_rows})
 
-    result = score_rows(dataset.task, [done[item.question_id] for item in items], dataset.classes, normalize)
+    # Score against the items as read now (their repaired ground truth), whatever a resumed row recorded.
+    rows = [{**done[item.question_id], "ground_truth": item.ground_truth, "category": item.category} for item in items]
+    result = score_rows(dataset.task, rows, dataset.classes, normalize)
     result.update({
         "benchmark": name, "n_questions": len(items), "resumed_from": resumed, "dropped_partial_lines": dropped,
         "stale_predictions_set_aside": stale,
@@ -137,7 +139,7 @@ def process_state():
     return PartialState(cpu=use_cpu)
 
 
-def _set_aside_if_stale(pred_path: Path, settings: dict, state) -> int:
+def _set_aside_if_stale(pred_path: Path, settings: dict, state, sharded: bool) -> int:
     """Move predictions made with other settings out of the way; returns how many rows were set aside.
 
     The settings live in the sidecar ``<bench>.predictions.meta.json``; a file without one counts as
@@ -154,7 +156,7 @@ def _set_aside_if_stale(pred_path: Path, settings: dict, state) -> int:
             pred_path.replace(pred_path.with_name(pred_path.stem + ".stale.jsonl"))
             moved = len(rows)
         atomic_write_json(meta_path, settings)
-    if state.num_processes > 1:
+    if sharded:  # only then do the other processes run this too (a barrier alone on rank 0 would hang)
         state.wait_for_everyone()
     return moved
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import mmap
 import os
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
@@ -50,6 +51,7 @@ class Clustering:
     centroids: np.ndarray
     distance: np.ndarray
     method: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: train, assign
 
     @property
     def k(self) -> int:
@@ -277,6 +279,7 @@ def cluster_features(
         if not features:
             raise SelectionError("no feature rows to cluster")
     chunk_rows = chunk_rows or default_chunk_rows((features if isinstance(features, np.ndarray) else features[0]).shape[1])
+    start = time.perf_counter()
     if method == "faiss":
         if not isinstance(features, np.ndarray):
             features = np.concatenate([np.asarray(s) for s in features])
@@ -285,8 +288,10 @@ def cluster_features(
         centroids = _fit_minibatch(features, k, seed, batch_size, epochs, chunk_rows)
         if isinstance(features, list):
             features = iter(features)
+    trained = time.perf_counter()
     labels, distance = nearest_centroids(features, centroids, spherical=method == "faiss", chunk_rows=chunk_rows)
-    return Clustering(labels=labels, centroids=centroids, distance=distance, method=method)
+    timings = {"train": trained - start, "assign": time.perf_counter() - trained}
+    return Clustering(labels=labels, centroids=centroids, distance=distance, method=method, timings=timings)
 
 
 def members_by_cluster(labels: np.ndarray, k: int) -> list[np.ndarray]:

@@ -188,6 +188,7 @@ def select_coincide(inputs: SelectionInputs, options: dict[str, Any]) -> Selecti
     all_scores = (s / density)[clustering.labels]
     selection = finish_selection(kept, cluster, score, rank, clustering.labels, all_scores,
                                  {"clusters": k, "cluster_method": method})
+    timings.update({f"cluster.{k}": v for k, v in clustering.timings.items()})
     selection.timings = timings
     return selection
 

@@ -96,14 +96,14 @@ class Canvas:
         return np.asarray(up, np.float32)
 
     # -- shapes ----------------------------------------------------------------------------------
-    def _window(self, cx: float, cy: float, ex: float, ey: float):
+    def window(self, cx: float, cy: float, ex: float, ey: float):
         """Slices of the canvas a shape centred at (cx, cy) with half-extents (ex, ey) can touch."""
         x0, x1 = max(int(cx - ex) - 1, 0), min(int(math.ceil(cx + ex)) + 1, self.size)
         y0, y1 = max(int(cy - ey) - 1, 0), min(int(math.ceil(cy + ey)) + 1, self.size)
         return slice(y0, max(y1, y0)), slice(x0, max(x1, x0))
 
     def _local(self, cx: float, cy: float, angle: float, ex: float, ey: float):
-        win = self._window(cx, cy, ex, ey)
+        win = self.window(cx, cy, ex, ey)
         dx, dy = self.xx[win] - cx, self.yy[win] - cy
         c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
         # u along the shape's long axis, v across it (image y points down, so negate for CCW).
@@ -119,7 +119,7 @@ class Canvas:
         ex, ey = (w * c + h * s) / 2, (w * s + h * c) / 2
         win, u, v = self._local(cx, cy, angle, ex, ey)
         self.paint(win, (np.abs(u) <= w / 2) & (np.abs(v) <= h / 2), color, alpha)
-        self._record(category, cx, cy, w, h, angle)
+        self.record(category, cx, cy, w, h, angle)
 
     def ellipse(self, cx, cy, rx, ry, angle, color, category=None, alpha=1.0, ring=0.0) -> None:
         """A filled ellipse (or a ring of relative width ``ring`` when > 0)."""
@@ -128,7 +128,7 @@ class Canvas:
         d = (u / max(rx, 1e-3)) ** 2 + (v / max(ry, 1e-3)) ** 2
         mask = d <= 1.0 if ring <= 0 else (d <= 1.0) & (d >= (1.0 - ring) ** 2)
         self.paint(win, mask, color, alpha)
-        self._record(category, cx, cy, 2 * rx, 2 * ry, angle)
+        self.record(category, cx, cy, 2 * rx, 2 * ry, angle)
 
     def band(self, cx, cy, width, angle, color, wave=0.0, period=1.0, phase=0.0, alpha=1.0) -> np.ndarray:
         """An infinite strip through (cx, cy) along ``angle``, optionally wavy; returns its mask."""
@@ -159,7 +159,7 @@ class Canvas:
             r = radius * (1 + self.rng.uniform(-jitter, jitter))
             self.ellipse(cx, cy, r, r, 0.0, color * (1 + self.rng.normal(0, 0.06)), category)
 
-    def _record(self, category, cx, cy, w, h, angle) -> None:
+    def record(self, category, cx, cy, w, h, angle) -> None:
         if category is None:
             return
         a = ((angle + 90.0) % 180.0) - 90.0

@@ -4,7 +4,7 @@ Built like real instruction pools are, so that choosing data matters:
 
 - long-tailed classes (Zipf weights over a seeded class order) and tasks (``task_shares``);
 - near-duplicates: a share of records re-draw an earlier record's scene from the same seed, with a
-  small jitter (a shift of a pixel or two, colour gain, fresh noise) and the same question;
+  small jitter (a shift of up to one pixel, a colour gain, fresh noise) and the same question;
 - noise: a share of records have a wrong answer, or an image that is blank or degenerate.
 
 ``instruct/geochat_style_meta.jsonl`` says, per record id, what it is (task, dataset, class, which

@@ -110,7 +110,7 @@ def draw_baseball(cv: Canvas) -> None:
     trees(cv, cv.u(5, 20))
     for _ in range(int(cv.rng.integers(1, 3))):
         cx, cy, r, a = cv.px(0.3, 0.7), cv.px(0.3, 0.7), cv.px(0.18, 0.3), cv.u(0, 360)
-        win = cv._window(cx, cy, r, r)
+        win = cv.window(cx, cy, r, r)
         dx, dy = cv.xx[win] - cx, cv.yy[win] - cy
         theta = (np.degrees(np.arctan2(-dy, dx)) - a) % 360
         sector = (dx * dx + dy * dy <= r * r) & (theta <= 90)

@@ -64,7 +64,7 @@ def draw_lr_scene(rng: np.random.Generator, size: int, urban: bool | None = None
         elif kind == "farmland":
             mask = (cv.xx >= x0 + 1) & (cv.xx < x0 + cell - 1) & (cv.yy >= y0 + 1) & (cv.yy < y0 + cell - 1)
             cv.stripes(mask, rng.uniform(0, 180), max(cell * 0.15, 1.5), [cv.color("crop_yellow"), cv.color("soil")])
-            cv._record("farmland", x0 + cell / 2, y0 + cell / 2, cell - 2, cell - 2, 0.0)
+            cv.record("farmland", x0 + cell / 2, y0 + cell / 2, cell - 2, cell - 2, 0.0)
         else:
             cv.rect(x0 + cell / 2, y0 + cell / 2, cell - 2, cell - 2, 0.0, cv.color("tree"), "forest")
             for _ in range(8):  # crowns, for texture
@@ -85,7 +85,7 @@ def _draw_grid_roads(cv: Canvas, g: int, urban: bool) -> int:
         pos = k * cv.size / g
         cx, cy = (pos, cv.size / 2) if axis == 0 else (cv.size / 2, pos)
         cv.band(cx, cy, width, 90.0 if axis == 0 else 0.0, cv.color("asphalt", 0.04))
-        cv._record("road", cx, cy, cv.size if axis else width, width if axis else cv.size, 0.0)
+        cv.record("road", cx, cy, cv.size if axis else width, width if axis else cv.size, 0.0)
     return n
 
 

@@ -27,6 +27,12 @@ def main(model_dir: str, bench_root: str, out_dir: str) -> None:
                                   out_dir=out_dir, max_new_tokens=2, progress=False)
     Path(out_dir, f"result.rank{state.process_index}.json").write_text(json.dumps(
         {"world": state.num_processes, "count": result["count"], "score": result["score"], "answered": len(answered)}))
+    # As after training: only the main process evaluates (shard=False) and must not wait for the others.
+    if state.is_main_process:
+        alone = runners.run_ucmerced(model, processor, read_ucmerced(bench_root), adapter=adapter, batch_size=9,
+                                     out_dir=Path(out_dir) / "main_only", max_new_tokens=2, progress=False, shard=False)
+        Path(out_dir, "main_only.json").write_text(json.dumps({"count": alone["count"], "score": alone["score"]}))
+    state.wait_for_everyone()
 
 
 if __name__ == "__main__":

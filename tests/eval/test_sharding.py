@@ -24,3 +24,5 @@ def test_two_processes_shard_questions_and_merge(tiny_internvl, bench_root, tmp_
     rows = [json.loads(line) for line in (tmp_path / "ucmerced.predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 9 and len({r["question_id"] for r in rows}) == 9
     assert not list(tmp_path.glob("*.rank*.jsonl")) and (tmp_path / "ucmerced.json").exists()
+    alone = json.loads((tmp_path / "main_only.json").read_text())  # rank 0 alone, shard=False: no hang
+    assert alone == {"count": 9, "score": ranks[0]["score"]}

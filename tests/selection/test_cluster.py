@@ -42,6 +42,19 @@ def test_sample_rows_matches_fancy_index(tmp_path):
     np.testing.assert_array_equal(rows, x[picked].astype(np.float32))
 
 
+def test_read_rows_from_file_backed_memmap(tmp_path):
+    from selection.cluster import _file_backing, read_rows
+
+    x = np.random.default_rng(0).normal(size=(30, 5)).astype(np.float16)
+    x[4, 2] = np.nan
+    mm = _memmap(tmp_path, x)
+    assert _file_backing(mm) is not None and _file_backing(mm[3:9]) is None  # slices use plain indexing
+    idx = np.array([0, 1, 2, 4, 9, 10, 29])  # runs of consecutive rows are read together
+    expected = np.nan_to_num(x[idx].astype(np.float32))
+    np.testing.assert_array_equal(read_rows(mm, idx), expected)
+    np.testing.assert_array_equal(read_rows(mm[0:30], idx), expected)
+
+
 def _memmap(tmp_path, x):
     mm = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=x.dtype, shape=x.shape)
     mm[:] = x

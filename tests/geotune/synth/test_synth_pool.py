@@ -117,6 +117,7 @@ def test_pool_and_general_records_validate(synthrs_tiny):
     for path in ("instruct/geochat_style.json", "general/train.json", "general/test.json"):
         problems = validate_file(synthrs_tiny / path, format="llava", check_images=True)
         assert problems == [], [str(p) for p in problems[:5]]
+        assert main(["data", "validate", str(synthrs_tiny / path), "--check-images"]) == 0
 
 
 def test_pool_composition_tasks_duplicates_noise(synthrs_tiny):
