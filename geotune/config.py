@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -56,20 +58,26 @@ def recipe_path(name_or_path: str) -> Path:
     raise RecipeError(f"recipe '{name_or_path}' not found in recipes/.{hint} Known recipes: {', '.join(known)}")
 
 
-def _valid_keys(node: Any, prefix: str = "") -> list[str]:
+def _valid_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every settable key of a schema dataclass; list items appear as ``<list>.N.<field>``."""
     keys = []
-    if dataclasses.is_dataclass(node):
-        for f in dataclasses.fields(node):
-            full = f"{prefix}{f.name}"
-            keys.append(full)
-            value = getattr(node, f.name)
-            if dataclasses.is_dataclass(value):
-                keys.extend(_valid_keys(value, full + "."))
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        full = f"{prefix}{f.name}"
+        keys.append(full)
+        hint = hints[f.name]
+        item = typing.get_args(hint)[0] if typing.get_origin(hint) is list and typing.get_args(hint) else None
+        if dataclasses.is_dataclass(hint):
+            keys.extend(_valid_keys(hint, full + "."))
+        elif item is not None and dataclasses.is_dataclass(item):
+            keys.extend(_valid_keys(item, full + ".N."))
     return keys
 
 
 def _closest_key(key: str) -> str:
-    valid = _valid_keys(RecipeConfig())
+    valid = _valid_keys(RecipeConfig)
+    key = re.sub(r"\[(\d+)\]", r".\1", key)  # OmegaConf writes list items as datasets[0]
+    key = ".".join("N" if part.isdigit() else part for part in key.split("."))
     leaf_matches = [k for k in valid if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
     close = leaf_matches[:1] or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     return f" Closest valid key: '{close[0]}'." if close else ""
@@ -99,6 +107,35 @@ def parse_overrides(args: Sequence[str]) -> tuple[Optional[str], list[str]]:
     return recipe, overrides
 
 
+def _apply_override(cfg: DictConfig, item: str) -> None:
+    """Set one ``a.b=value`` (list items by index: ``data.datasets.0.path=...``) on the typed config."""
+    key, _ = item.split("=", 1)
+    where = f"override '{item}'"
+    try:
+        # from_dotlist parses the value with OmegaConf's grammar (numbers, lists, null, ...).
+        value = OmegaConf.to_container(OmegaConf.from_dotlist([item]), resolve=False)
+        for part in key.split("."):
+            value = value[part] if isinstance(value, dict) else value
+        if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+            parts = key.split(".")
+            for depth in range(len(parts) - 1, 0, -1):  # the deepest existing ancestor says why
+                node = OmegaConf.select(cfg, ".".join(parts[:depth]), default=None)
+                if OmegaConf.is_list(node) and parts[depth].isdigit():
+                    raise RecipeError(
+                        f"{where}: index {parts[depth]} is out of range for '{'.'.join(parts[:depth])}' "
+                        f"({len(node)} items); add the item in the recipe file"
+                    )
+                if node is not None:
+                    break
+            raise RecipeError(f"{where}: unknown key '{key}'.{_closest_key(key)}")
+        OmegaConf.update(cfg, key, value, merge=True)
+    except OmegaConfBaseException as err:
+        raise _explain(err, where) from err
+
+
+_MISSING = object()
+
+
 def load_recipe(name_or_path: Optional[str], overrides: Sequence[str] = ()) -> DictConfig:
     """Load a recipe over the typed schema and apply ``key=value`` overrides.
 
@@ -126,10 +163,7 @@ def load_recipe(name_or_path: Optional[str], overrides: Sequence[str] = ()) -> D
         except OmegaConfBaseException as err:
             raise _explain(err, str(path)) from err
     for item in overrides:
-        try:
-            schema = OmegaConf.merge(schema, OmegaConf.from_dotlist([item]))
-        except OmegaConfBaseException as err:
-            raise _explain(err, f"override '{item}'") from err
+        _apply_override(schema, item)
     if not schema.name:
         schema.name = name or "default"
     if not schema.run_dir:

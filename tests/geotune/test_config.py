@@ -57,3 +57,15 @@ def test_resolved_config_written_to_run_dir(tmp_path):
     path = save_resolved(cfg)
     assert path == Path(tmp_path / "run" / "config.yaml")
     assert OmegaConf.load(path).train.mode == cfg.train.mode
+
+
+def test_list_items_are_overridden_by_index():
+    cfg = load_recipe("demo", ["data.datasets.0.path=/data/x.json", "data.datasets.0.sample=0.5"])
+    assert cfg.data.datasets[0].path == "/data/x.json" and cfg.data.datasets[0].sample == 0.5
+
+
+def test_list_item_errors_name_index_and_field():
+    with pytest.raises(RecipeError, match=r"index 3 is out of range for 'data.datasets' \(1 items\)"):
+        load_recipe("demo", ["data.datasets.3.path=/x"])
+    with pytest.raises(RecipeError, match=r"unknown key 'data.datasets.0.pth'.*'data.datasets.N.path'"):
+        load_recipe("demo", ["data.datasets.0.pth=/x"])
