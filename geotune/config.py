@@ -80,6 +80,9 @@ def _closest_key(key: str) -> str:
     key = ".".join("N" if part.isdigit() else part for part in key.split("."))
     leaf_matches = [k for k in valid if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
     close = leaf_matches[:1] or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    if not close:  # a bare leaf (OmegaConf drops the path inside list items): match on leaves
+        leaves = {k.rsplit(".", 1)[-1]: k for k in valid}
+        close = [leaves[m] for m in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)]
     return f" Closest valid key: '{close[0]}'." if close else ""
 
 
