@@ -84,8 +84,14 @@ def compute_inputs(cfg: DictConfig, data, selector, timings: dict[str, float]) -
     records = data.records
     sel = cfg.selection
     options = check_options(selector.selector_name, _plain(sel.options) or {}, selector.defaults)
-    if selector.selector_name == "coincide" and "n_layers" not in (sel.options or {}):
-        options["n_layers"] = len(sel.features.layers)
+    if selector.selector_name == "coincide":
+        if sel.features.backend != "reference":
+            raise SelectionError(
+                "selection.method=coincide reads COINCIDE reference features ([v, l] per hooked layer); "
+                f"set selection.features.backend=reference (it is '{sel.features.backend}')"
+            )
+        if "n_layers" not in (sel.options or {}):
+            options["n_layers"] = len(sel.features.layers)
     inputs = SelectionInputs(
         n=len(records), budget=float(sel.keep), seed=int(sel.seed), clusters=int(sel.clusters),
         cluster_method=sel.cluster_method, options=options,

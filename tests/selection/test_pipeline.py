@@ -97,9 +97,17 @@ def test_computes_only_what_is_needed(tmp_path, calls, records):
 
 def test_coincide_reads_layers_from_the_features_config(tmp_path, calls, records):
     data = FakeData(records(60))
-    cfg = _cfg(tmp_path, "selection.method=coincide", "selection.keep=0.2", "selection.features.layers=[1,2]")
+    cfg = _cfg(tmp_path, "selection.method=coincide", "selection.keep=0.2", "selection.features.layers=[1,2]",
+               "selection.features.backend=reference")
     header, rows = read_manifest(run_selection(cfg, data))
     assert len(rows) == 12 and header["options"]["n_layers"] == 2 and header["info"]["cluster_method"] == "faiss"
+
+
+def test_coincide_needs_reference_features(tmp_path, calls, records):
+    cfg = _cfg(tmp_path, "selection.method=coincide", "selection.features.backend=text")
+    with pytest.raises(SelectionError, match="selection.features.backend=reference"):
+        run_selection(cfg, FakeData(records(10)))
+    assert calls["features"] == 0
 
 
 def test_bad_option_fails_before_any_model_work(tmp_path, calls, records):
