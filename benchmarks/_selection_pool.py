@@ -30,3 +30,26 @@ def tiny_model_and_pool(work: Path, n: int | None = None):
     records = data.records[:n] if n else data.records
     model_cfg = SimpleNamespace(path=str(model), adapter="internvl_hf", trust_remote_code=False, dtype="float32")
     return model_cfg, data, records
+
+
+def parse_setup(description: str, n: int, batch_size: int, prefix: str):
+    """Parse the benchmarks' shared arguments, set torch threads, build the model and pool.
+
+    Returns ``(args, model_cfg, data, records)``.
+    """
+    import argparse
+    import tempfile
+
+    import torch
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--n", type=int, default=n, help="records of the pool used")
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared 2-core machine, 2 threads oversubscribe and time 10x noisier)")
+    parser.add_argument("--work", default=None, help="folder for the tiny model and SynthRS (default: a temp dir)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.work or tempfile.mkdtemp(prefix=prefix))
+    return (args, *tiny_model_and_pool(work, args.n))

@@ -8,17 +8,15 @@ first N SynthRS instruct records, medians over repeats, and checks the two give 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _selection_pool import tiny_model_and_pool  # noqa: E402
+from _selection_pool import parse_setup  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -31,24 +29,12 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: on a shared 2-core machine, 2 threads oversubscribe and time 10x noisier)")
-    parser.add_argument("--work", default=None, help="folder for the tiny model and SynthRS (default: a temp dir)")
-    args = parser.parse_args()
-
     import torch
-
-    torch.set_num_threads(args.threads)
 
     from selection.config import FeaturesConfig
     from selection.features import make_backend
 
-    work = Path(args.work or tempfile.mkdtemp(prefix="bench-features-"))
-    model_cfg, data, records = tiny_model_and_pool(work, args.n)
+    args, model_cfg, data, records = parse_setup(__doc__, n=256, batch_size=32, prefix="bench-features-")
     print(f"{len(records)} records, tiny InternVL, torch threads {torch.get_num_threads()}, device "
           f"{'cuda' if torch.cuda.is_available() else 'cpu'}, repeats {args.repeats}")
     print(f"| backend | per-sample loop (s) | batched bs={args.batch_size} (s) | speed-up | max |diff| |")

@@ -12,7 +12,6 @@ Trainer adds data loading workers, logging and checkpointing, so the real epoch 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _selection_pool import tiny_model_and_pool  # noqa: E402
+from _selection_pool import parse_setup  # noqa: E402
 
 
 def proxy_epoch(model_cfg, data, records, batch_size: int) -> float:
@@ -72,20 +71,10 @@ def selection_parts(model_cfg, data, records, cache: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=1500)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: on a shared 2-core machine, 2 threads oversubscribe and time 10x noisier)")
-    parser.add_argument("--work", default=None, help="folder for the tiny model and SynthRS (default: a temp dir)")
-    args = parser.parse_args()
-
     import torch
 
-    torch.set_num_threads(args.threads)
-    work = Path(args.work or tempfile.mkdtemp(prefix="bench-selection-"))
-    model_cfg, data, records = tiny_model_and_pool(work, args.n)
+    args, model_cfg, data, records = parse_setup(__doc__, n=1500, batch_size=4, prefix="bench-selection-")
+    work = Path(args.work) if args.work else Path(tempfile.gettempdir())
     runs = []
     for r in range(args.repeats):
         with tempfile.TemporaryDirectory(dir=work) as cache:

@@ -65,3 +65,20 @@ def test_cpu_config_refuses_deepspeed_optimizer(tmp_path):
     with pytest.raises(ValueError, match="torch AdamW"):
         check_cpu_config(str(config))
     check_cpu_config(str(ROOT / "recipes/deepspeed/zero3.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_zero3_resume_on_two_cpu_ranks_reproduces_the_losses(tmp_path, tiny_internvl):
+    import shutil
+
+    args = ("train.per_device_batch_size=2", f"train.deepspeed={ROOT}/recipes/deepspeed/zero3.json",
+            "train.lora.dropout=0.1")
+    full = launch(tmp_path, tiny_internvl, "run", 2, *args)
+    run_dir = tmp_path / "run"
+    shutil.rmtree(run_dir / "checkpoint-4")  # killed after checkpoint-2
+    shutil.rmtree(run_dir / "final")
+    resumed = launch(tmp_path, tiny_internvl, "run", 2, *args)
+    assert resumed["resumed_from"].endswith("checkpoint-2") and resumed["steps"] == 4
+    state = json.loads((run_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    assert [e["loss"] for e in state["log_history"] if "loss" in e] == pytest.approx(full["losses"], abs=1e-6)

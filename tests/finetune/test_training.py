@@ -84,3 +84,13 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_internvl, colour_data, tmp
     assert losses_b == pytest.approx(full["losses"], abs=1e-6)
     assert lrs_b == pytest.approx(lrs_a)
     assert (run_b / "final" / "adapter_model.safetensors").exists()
+
+
+def test_gradient_checkpointing_with_lora_still_trains(tiny_internvl, colour_data, tmp_path):
+    cfg = recipe(tiny_internvl, tmp_path / "run", "train.mode=lora", "train.learning_rate=1e-2",
+                 "train.gradient_checkpointing=true", "train.max_steps=2")
+    trainer = build_trainer(cfg, colour_data)
+    assert trainer.model.get_base_model().model.language_model.gradient_checkpointing
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    assert all(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters() if "lora_B" in n)

@@ -49,14 +49,17 @@ def calls(monkeypatch, clustered):
     return counts
 
 
-def _cfg(tmp_path, *overrides):
-    return load_recipe(None, [f"run_dir={tmp_path}", "selection.clusters=3", *overrides])
+def _cfg(tmp_path, *overrides, options=None):
+    cfg = load_recipe(None, [f"run_dir={tmp_path}", "selection.clusters=3", *overrides])
+    if options:
+        cfg.selection.options = options  # a free-form dict: set here, not as a key=value override
+    return cfg
 
 
 def test_adaptive_shift_run_writes_everything_and_reuses(tmp_path, calls, records):
     data = FakeData(records(60))
     cfg = _cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=0.5",
-               "selection.options.perturbation=image:blur")
+               options={"perturbation": "image:blur"})
     path = run_selection(cfg, data)
     assert path == tmp_path / "selection" / "manifest.jsonl"
     header, rows = read_manifest(path)
@@ -76,12 +79,12 @@ def test_adaptive_shift_run_writes_everything_and_reuses(tmp_path, calls, record
     assert calls["features"] == 2 and path.read_bytes() == first  # recomputed, byte-identical
 
     run_selection(_cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=0.25",
-                       "selection.options.perturbation=image:blur"), data)
+                       options={"perturbation": "image:blur"}), data)
     assert read_manifest(path)[0]["n_kept"] == 15 and calls["features"] == 3
 
     data.records[0].conversations[1]["value"] = "changed"  # same ids, new content: new hash
     run_selection(_cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=0.25",
-                       "selection.options.perturbation=image:blur"), data)
+                       options={"perturbation": "image:blur"}), data)
     assert calls["features"] == 4
 
 
@@ -111,7 +114,7 @@ def test_coincide_needs_reference_features(tmp_path, calls, records):
 
 
 def test_bad_option_fails_before_any_model_work(tmp_path, calls, records):
-    cfg = _cfg(tmp_path, "selection.method=adaptive_shift", "selection.options.prefr=low")
+    cfg = _cfg(tmp_path, "selection.method=adaptive_shift", options={"prefr": "low"})
     with pytest.raises(SelectionError, match=r"selection\.options\.prefr.*prefer"):
         run_selection(cfg, FakeData(records(10)))
     assert calls["features"] == 0

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +33,8 @@ SCRIPT = textwrap.dedent(
 def test_two_processes_split_shards_and_main_merges(tmp_path):
     script = tmp_path / "extract.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    repo = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
     # torchrun is what `accelerate launch` runs for several local processes; accelerate's PartialState
     # reads the same environment (RANK, WORLD_SIZE, ...), on CPU with the gloo backend.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(tmp_path)]
