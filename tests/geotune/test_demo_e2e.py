@@ -1,0 +1,54 @@
+"""End to end through the real CLI: a cut-down demo (SynthRS tiny, a few steps) and a sweep."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from geotune.demo import VARIANTS
+
+pytestmark = pytest.mark.slow
+FAST = ["train.max_steps=3", "eval.limit=12", "train.per_device_batch_size=2"]
+
+
+def _geotune(*args, cwd):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", WANDB_MODE="offline")
+    result = subprocess.run([sys.executable, "-m", "geotune", *args], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_cut_down_demo_reports_every_run_and_benchmark(tmp_path):
+    out = _geotune("demo", "--root", str(tmp_path), "--size", "tiny", *FAST, cwd=tmp_path)
+    report = tmp_path / "demo" / "report.md"
+    assert str(report) in out
+    text = report.read_text()
+    for name in VARIANTS:
+        assert f"| {name} |" in text
+        summary = json.loads((tmp_path / "demo" / name / "train_summary.json").read_text())
+        assert summary["train_seconds"] > 0
+        for bench in ("ucmerced", "aid", "lrben"):
+            assert (tmp_path / "demo" / name / "final" / "eval" / f"{bench}.json").exists()
+    for column in ("UCMerced", "AID", "LRBEN"):
+        assert column in text.splitlines()[next(i for i, line in enumerate(text.splitlines()) if line.startswith("| run"))]
+    assert (tmp_path / "demo" / "scores.png").stat().st_size > 1000
+
+
+def test_sweep_through_cli_writes_one_run_per_value_and_a_summary(tmp_path):
+    _geotune("demo", "--root", str(tmp_path), "--size", "tiny", "--variants", "full", *FAST, cwd=tmp_path)
+    synth = tmp_path / "synthrs"
+    _geotune(
+        "sweep", "recipe=demo", f"run_dir={tmp_path / 'mix'}", f"model.path={tmp_path / 'tiny-internvl'}",
+        f"data.datasets.0.path={synth / 'instruct' / 'geochat_style.json'}",
+        f"data.datasets.0.image_root={synth / 'instruct'}",
+        f"eval.ucmerced_root={synth}", "eval.benchmarks=[ucmerced]", "selection.method=random",
+        "selection.keep=0.5", *FAST, "selection.seed=0,1", cwd=tmp_path,
+    )
+    sweep = tmp_path / "mix" / "sweep"
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["selection.seed=0", "selection.seed=1"]
+    assert "ucmerced" in (sweep / "summary.md").read_text()
+    assert Path(sweep / "summary.json").exists()
