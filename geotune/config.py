@@ -120,23 +120,31 @@ def _apply_override(cfg: DictConfig, item: str) -> None:
         for part in key.split("."):
             value = value[part] if isinstance(value, dict) else value
         if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
-            parts = key.split(".")
-            for depth in range(len(parts) - 1, 0, -1):  # the deepest existing ancestor says why
-                node = OmegaConf.select(cfg, ".".join(parts[:depth]), default=None)
-                if OmegaConf.is_list(node) and parts[depth].isdigit():
-                    raise RecipeError(
-                        f"{where}: index {parts[depth]} is out of range for '{'.'.join(parts[:depth])}' "
-                        f"({len(node)} items); add the item in the recipe file"
-                    )
-                if node is not None:
-                    break
-            raise RecipeError(f"{where}: unknown key '{key}'.{_closest_key(key)}")
+            _check_new_key(cfg, key, where)
         OmegaConf.update(cfg, key, value, merge=True)
     except OmegaConfBaseException as err:
         raise _explain(err, where) from err
 
 
 _MISSING = object()
+
+
+def _check_new_key(cfg: DictConfig, key: str, where: str) -> None:
+    """A key not in the config may only be added under a free-form dict (``selection.options``)."""
+    parts = key.split(".")
+    for depth in range(len(parts) - 1, 0, -1):  # the deepest existing ancestor says why
+        node = OmegaConf.select(cfg, ".".join(parts[:depth]), default=None)
+        if node is None:
+            continue
+        if OmegaConf.is_dict(node) and node._metadata.object_type in (None, dict):
+            return  # selection.options, train.trainer_args: their owners check the names
+        if OmegaConf.is_list(node) and parts[depth].isdigit():
+            raise RecipeError(
+                f"{where}: index {parts[depth]} is out of range for '{'.'.join(parts[:depth])}' "
+                f"({len(node)} items); add the item in the recipe file"
+            )
+        break
+    raise RecipeError(f"{where}: unknown key '{key}'.{_closest_key(key)}")
 
 
 def load_recipe(name_or_path: Optional[str], overrides: Sequence[str] = ()) -> DictConfig:

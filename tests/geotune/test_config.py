@@ -69,3 +69,10 @@ def test_list_item_errors_name_index_and_field():
         load_recipe("demo", ["data.datasets.3.path=/x"])
     with pytest.raises(RecipeError, match=r"unknown key 'data.datasets.0.pth'.*'data.datasets.N.path'"):
         load_recipe("demo", ["data.datasets.0.pth=/x"])
+
+
+def test_free_form_option_dicts_take_new_keys():
+    cfg = load_recipe("demo", ["selection.options.prefer=low", "train.trainer_args.max_grad_norm=0.5"])
+    assert cfg.selection.options.prefer == "low" and cfg.train.trainer_args.max_grad_norm == 0.5
+    with pytest.raises(RecipeError, match="unknown key 'selection.optons.prefer'"):
+        load_recipe("demo", ["selection.optons.prefer=low"])
