@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 # name -> (module, one-line help). Greppable; a bad name fails at once with the list.
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -12,8 +12,9 @@ import argparse
 import itertools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from geotune.config import RecipeError, add_recipe_arguments, load_recipe, parse_overrides
 
@@ -38,7 +39,7 @@ def split_sweep_overrides(overrides: list[str]) -> tuple[list[str], dict[str, li
 def sweep_points(swept: dict[str, list[str]]) -> list[dict[str, str]]:
     """The cartesian product of the swept values, in the order given."""
     keys = list(swept)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(swept[k] for k in keys))]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(swept[k] for k in keys))]
 
 
 def point_dirname(point: dict[str, str]) -> str:

@@ -14,18 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eval.readers import UCMERCED_CLASSES, UCMERCED_SPACED
 from geotune.synth.canvas import Canvas, DrawnObject
 
-UCM_CLASSES = (
-    "agricultural", "airplane", "baseballdiamond", "beach", "buildings", "chaparral", "denseresidential",
-    "forest", "freeway", "golfcourse", "harbor", "intersection", "mediumresidential", "mobilehomepark",
-    "overpass", "parkinglot", "river", "runway", "sparseresidential", "storagetanks", "tenniscourt",
-)  # fmt: skip
-UCM_SPACED = {
-    "baseballdiamond": "baseball diamond", "denseresidential": "dense residential", "golfcourse": "golf course",
-    "mediumresidential": "medium residential", "mobilehomepark": "mobile home park", "parkinglot": "parking lot",
-    "sparseresidential": "sparse residential", "storagetanks": "storage tanks", "tenniscourt": "tennis court",
-}  # fmt: skip
+# The benchmark's own class tables: SynthRS draws exactly the classes eval reads.
+UCM_CLASSES = UCMERCED_CLASSES
+UCM_SPACED = UCMERCED_SPACED
 
 
 def spaced_ucm(name: str) -> str:
