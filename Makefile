@@ -13,7 +13,7 @@ $(PY):
 # torch/torchvision are pinned to the builds that lie on this machine's disk; see README.
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,faiss]'
 	touch $(STAMP)
 
 install: $(STAMP)

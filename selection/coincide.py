@@ -23,6 +23,8 @@ Stage times are in ``Selection.timings`` (cluster, transferability, density, all
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,8 @@ from selection.budget import (
     timed,
 )
 from selection.cluster import cluster_features, members_by_cluster, read_rows, resolve_clusters
+
+log = logging.getLogger(__name__)
 
 
 def language_halves(x: np.ndarray, n_layers: int) -> np.ndarray:
@@ -167,7 +171,12 @@ def select_coincide(inputs: SelectionInputs, options: dict[str, Any]) -> Selecti
     features = inputs.require_features()
     total = resolve_budget(inputs.budget, inputs.n)
     k = resolve_clusters(inputs.clusters, inputs.n)
-    method = "faiss" if inputs.cluster_method == "auto" else inputs.cluster_method
+    method = inputs.cluster_method
+    if method == "auto":  # the paper's spherical k-means when faiss is there; said, not silent, otherwise
+        method = "faiss" if importlib.util.find_spec("faiss") else "minibatch"
+        if method == "minibatch":
+            log.warning("coincide: faiss is not installed (pip install 'geotune[faiss]'); clustering the unit "
+                        "features with MiniBatchKMeans instead of spherical k-means")
     timings: dict[str, float] = {}
     with timed(timings, "cluster"):
         clustering = cluster_features(features, k, seed=inputs.seed, method=method, niter=int(options["niter"]))

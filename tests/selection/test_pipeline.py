@@ -147,3 +147,15 @@ def test_cli_select(tmp_path, records, capsys):
                              f"data.cache_dir={tmp_path / 'cache'}"])
     assert cli.run(bad) == 2
     assert "selection.keep=300" in capsys.readouterr().err
+
+
+def test_coincide_without_faiss_falls_back_to_minibatch_and_says_so(tmp_path, calls, records, monkeypatch, caplog):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "faiss" else real_find_spec(name, *a))
+    cfg = _cfg(tmp_path, "selection.method=coincide", "selection.keep=0.2", "selection.features.layers=[1,2]",
+               "selection.features.backend=reference")
+    header, rows = read_manifest(run_selection(cfg, FakeData(records(60))))
+    assert len(rows) == 12 and header["info"]["cluster_method"] == "minibatch"
+    assert "faiss is not installed" in caplog.text
