@@ -10,6 +10,7 @@ real ``InternVLProcessor``. The folder loads with ``AutoModelForImageTextToText.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -50,6 +51,22 @@ Describe the image in detail. Where is the storage tank? What object is in this 
 a scene with roads, houses, trees, fields, water, boats, planes, cars and courts seen from above.
 What is the capital of France? Paris. Write a short poem. Count the objects. red green blue white black gray
 """.split()
+
+
+@contextlib.contextmanager
+def checkpoint_folder(out: Path):
+    """Yield a temporary sibling folder; on success it replaces ``out`` at once (never half-written)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        tmp.chmod(0o755)
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def _train_tokenizer(vocab_size: int):
@@ -160,19 +177,10 @@ def build_tiny_internvl(out_dir: str | os.PathLike, seed: int = 0, image_size: i
         image_seq_length=config.image_seq_length,
         chat_template=CHAT_TEMPLATE,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    try:
-        tmp.chmod(0o755)
+    with checkpoint_folder(out) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         (tmp / "geotune_tiny.json").write_text(json.dumps({"family": "internvl-hf", "seed": seed}) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
 
 

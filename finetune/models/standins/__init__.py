@@ -12,10 +12,10 @@ the original code. They are written for transformers 5 and need no compat fix.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from finetune.models.tiny import checkpoint_folder
 
 HERE = Path(__file__).resolve().parent
 PHI3_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>", "<|system|>"]
@@ -35,10 +35,7 @@ def _tokenizer(extra_tokens=()):
 def _write(out_dir, model, tokenizer, code_files, auto_map) -> Path:
     """Save weights + tokenizer + modeling code with ``auto_map`` into ``out_dir``, atomically."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    try:
-        tmp.chmod(0o755)
+    with checkpoint_folder(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for name in code_files:
@@ -46,12 +43,6 @@ def _write(out_dir, model, tokenizer, code_files, auto_map) -> Path:
         config = json.loads((tmp / "config.json").read_text())
         config["auto_map"] = auto_map
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
 
 
