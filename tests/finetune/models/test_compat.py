@@ -16,11 +16,9 @@ import pytest
 import torch
 from remote_failures import (
     build_standin,
-    build_tiny_clip,
     file_hashes,
     fresh_copy,
     fresh_folder,
-    remove_cached_modules,
     tiny_tokenizer,
 )
 from safetensors.torch import load_file, save_file
@@ -33,21 +31,6 @@ from finetune.models.compat import (
     apply_fixes,
     load_remote_model,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remove_cached_modules():
-    """transformers copies each stand-in folder's code into its modules cache: remove ours afterwards."""
-    yield
-    remove_cached_modules()
-
-
-@pytest.fixture(scope="module")
-def standins(tmp_path_factory):
-    root = tmp_path_factory.mktemp("standins")
-    clip = build_tiny_clip(root / "clip-vit-tiny")
-    built = {kind: build_standin(kind, root, vision_tower_path=str(clip)) for kind in ("internlm2", "internvl_chat", "xcomposer2")}
-    return {"root": root, "clip": str(clip), **built}
 
 
 def load(standins, kind, tmp_path, exclude=(), **kwargs):

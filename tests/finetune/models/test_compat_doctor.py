@@ -6,25 +6,10 @@ import json
 
 import pytest
 import torch
-from remote_failures import build_standin, build_tiny_clip, fresh_copy, remove_cached_modules
+from remote_failures import fresh_copy
 from safetensors.torch import load_file, save_file
 
 from geotune.cli import main
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remove_cached_modules():
-    """transformers copies each stand-in folder's code into its modules cache: remove ours afterwards."""
-    yield
-    remove_cached_modules()
-
-
-@pytest.fixture(scope="module")
-def standins(tmp_path_factory):
-    root = tmp_path_factory.mktemp("doctor-standins")
-    clip = build_tiny_clip(root / "clip-vit-tiny")
-    built = {kind: build_standin(kind, root, vision_tower_path=str(clip)) for kind in ("internlm2", "internvl_chat", "xcomposer2")}
-    return {"clip": str(clip), **built}
 
 
 def doctor(capsys, *argv):

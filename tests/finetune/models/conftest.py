@@ -1,0 +1,17 @@
+"""Stand-in remote-code checkpoints shared by the compat and doctor tests (built once per session)."""
+
+from __future__ import annotations
+
+import pytest
+from remote_failures import build_standin, build_tiny_clip, remove_cached_modules
+
+
+@pytest.fixture(scope="session")
+def standins(tmp_path_factory):
+    """``{"root", "clip", "internlm2", "internvl_chat", "xcomposer2"}``; tests copy before changing one."""
+    root = tmp_path_factory.mktemp("standins")
+    clip = build_tiny_clip(root / "clip-vit-tiny")
+    built = {kind: build_standin(kind, root, vision_tower_path=str(clip)) for kind in ("internlm2", "internvl_chat", "xcomposer2")}
+    yield {"root": root, "clip": str(clip), **built}
+    # transformers copies each stand-in folder's code into its modules cache: remove ours afterwards.
+    remove_cached_modules()
