@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.geotune-installed
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test quick test-all lint install clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -21,7 +21,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/geotune demo
 
+# CI runs everything a CPU can: the default suite plus the slow end-to-end tests (only `gpu` is left out).
 test: $(STAMP)
+	$(PY) -m pytest -q -m 'not gpu'
+
+quick: $(STAMP)
 	$(PY) -m pytest -q
 
 test-all: $(STAMP)

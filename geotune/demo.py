@@ -91,11 +91,19 @@ def write_report(demo_dir: Path, table: Path, seconds: float, size: str) -> Path
     return target
 
 
+def _variant_list(text: str) -> list[str]:
+    names = [n for n in text.split(",") if n]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    return names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default="runs", help="where the model, SynthRS and runs go")
     parser.add_argument("--size", default="small", choices=["tiny", "small", "medium"], help="SynthRS size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="subset of runs (default: all)")
+    parser.add_argument("--variants", type=_variant_list, help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
 
 
