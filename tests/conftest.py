@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -31,3 +32,16 @@ def tiny_internvl(tmp_path_factory):
     from finetune.models.tiny import build_tiny_internvl
 
     return build_tiny_internvl(tmp_path_factory.mktemp("models") / "tiny-internvl", seed=0)
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """``free_port()`` -> a loopback port nothing listens on now, for each torchrun launch (``--master_port``):
+    a fixed port can meet an earlier launch's socket still in TIME_WAIT."""
+    return _unused_port

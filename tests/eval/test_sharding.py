@@ -8,12 +8,12 @@ import pytest
 
 
 @pytest.mark.multiprocess
-def test_two_processes_shard_questions_and_merge(tiny_internvl, bench_root, tmp_path):
+def test_two_processes_shard_questions_and_merge(tiny_internvl, bench_root, tmp_path, free_port):
     worker = Path(__file__).with_name("shard_worker.py")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     # torchrun sets the same environment `accelerate launch` does; accelerate's PartialState reads it (gloo on CPU).
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            str(worker), str(tiny_internvl), str(bench_root), str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -30,14 +30,14 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.multiprocess
-def test_two_processes_split_shards_and_main_merges(tmp_path):
+def test_two_processes_split_shards_and_main_merges(tmp_path, free_port):
     script = tmp_path / "extract.py"
     script.write_text(SCRIPT)
     repo = Path(__file__).resolve().parents[3]
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
     # torchrun is what `accelerate launch` runs for several local processes; accelerate's PartialState
     # reads the same environment (RANK, WORLD_SIZE, ...), on CPU with the gloo backend.
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(tmp_path)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), str(script), str(tmp_path)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
