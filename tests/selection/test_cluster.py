@@ -109,3 +109,38 @@ def test_nearest_centroids_by_hand():
 def test_unknown_method():
     with pytest.raises(SelectionError, match="cluster_method"):
         cluster_features(np.zeros((4, 2)), 2, method="hdbscan")
+
+
+def test_train_cap_limits_partial_fit_rows(tmp_path, clustered, monkeypatch):
+    from sklearn.cluster import MiniBatchKMeans
+
+    from selection.cluster import train_sample_size
+
+    x, truth = clustered(3000, 5, 16, seed=2, noise=0.1)
+    mm = _memmap(tmp_path, x)
+    seen: list[int] = []
+    original = MiniBatchKMeans.partial_fit
+
+    def counting(self, X, *args, **kwargs):
+        seen.append(len(X))
+        return original(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(MiniBatchKMeans, "partial_fit", counting)
+    # cap 40 per centroid x 5 = 200 rows, floored at 16 mini-batches; never more than n; None: no cap
+    assert train_sample_size(3000, 5, 16, 40) == 256 and train_sample_size(3000, 5, 4, 40) == 200
+    assert train_sample_size(3000, 5, 256, 40) == 3000 and train_sample_size(3000, 5, 4, None) == 3000
+    capped = cluster_features(mm, 5, seed=0, batch_size=4, chunk_rows=64, epochs=2, train_points_per_centroid=40)
+    assert sum(seen) == 2 * 200 and max(seen) <= 64  # two epochs over the same 200-row sample
+    assert len(capped.labels) == 3000 and len(capped.distance) == 3000  # every row is still assigned
+    assert adjusted_rand_score(truth, capped.labels) > 0.99
+    again = cluster_features(mm, 5, seed=0, batch_size=4, chunk_rows=64, epochs=2, train_points_per_centroid=40)
+    np.testing.assert_array_equal(again.centroids, capped.centroids)  # same seed: same sample, same fit
+    # shards read the same sampled rows: identical result
+    shards = [mm[i : i + 700] for i in range(0, 3000, 700)]
+    from_shards = cluster_features(shards, 5, seed=0, batch_size=4, chunk_rows=64, epochs=2,
+                                   train_points_per_centroid=40)
+    np.testing.assert_array_equal(from_shards.centroids, capped.centroids)
+    np.testing.assert_array_equal(from_shards.labels, capped.labels)
+    seen.clear()
+    cluster_features(mm, 5, seed=0, batch_size=4, chunk_rows=64, train_points_per_centroid=None)
+    assert sum(seen) == 3000  # no cap: one epoch over every row
