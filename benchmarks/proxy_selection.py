@@ -59,15 +59,16 @@ def main() -> None:
         *(f"eval.{b}_root={root / 'synthrs'}" for b in ("ucmerced", "aid", "lrben")),
         *args.overrides,
     ]
-    rows = {}
-    for variant in args.variants:
-        for seed in args.seeds:
+    # Seed-major, so that a study cut short still holds every variant for the seeds it finished.
+    rows: dict[str, list[dict[str, float]]] = {variant: [] for variant in args.variants}
+    for seed in args.seeds:
+        for variant in args.variants:
             run_dir = root / f"{variant}-seed{seed}"
             if not (run_dir / "train_summary.json").exists():
-                print(f"[proxy] {variant} seed {seed}")
+                print(f"[proxy] {variant} seed {seed}", flush=True)
                 run_experiment(load_recipe("demo", common + STUDY[variant] + [
                     f"seed={seed}", f"selection.seed={seed}", f"run_dir={run_dir}"]))
-            rows.setdefault(variant, []).append(run_metrics(run_dir))
+            rows[variant].append(run_metrics(run_dir))
     names = list(METRICS) + ["train s"]
     lines = ["| variant | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for variant, runs in rows.items():

@@ -20,7 +20,8 @@ Ties are broken by record index everywhere.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -102,20 +103,58 @@ def duplicate_scores(rows: np.ndarray, centroid: np.ndarray, block: int = 2048) 
     return order, scores
 
 
-@selector("semdedup", needs=("features",), threshold=0.95)
-def select_semdedup(inputs: SelectionInputs, options: dict[str, Any]) -> Selection:
-    features = inputs.require_features()
-    total = resolve_budget(inputs.budget, inputs.n)
+class ClusterScores(NamedTuple):
+    """Per-record scores computed inside k-means clusters (see :func:`score_within_clusters`)."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    info: dict[str, Any]
+    timings: dict[str, float]
+
+
+def score_within_clusters(
+    inputs: SelectionInputs,
+    features: np.ndarray,
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    step: str,
+) -> ClusterScores:
+    """Cluster the features, then score each cluster's rows against its centroid.
+
+    Args:
+        inputs: selection inputs (``n``, ``clusters``, ``cluster_method``, ``seed`` are read).
+        features: ``inputs.require_features()``, one row per record.
+        score: ``score(rows, centroid)``: one score per row of one non-empty cluster.
+        step: name under which the scoring time is recorded (next to ``cluster``).
+
+    Returns:
+        Labels and scores per record, ``info`` (``clusters``, ``cluster_method``) and timings.
+    """
     k = resolve_clusters(inputs.clusters, inputs.n)
     method = "minibatch" if inputs.cluster_method == "auto" else inputs.cluster_method
     timings: dict[str, float] = {}
     with timed(timings, "cluster"):
         clustering = cluster_features(features, k, seed=inputs.seed, method=method)
-    dup = np.empty(inputs.n)
-    with timed(timings, "duplicates"):
+    scores = np.empty(inputs.n)
+    with timed(timings, step):
         for c, idx in enumerate(members_by_cluster(clustering.labels, k)):
             if len(idx):
-                _, dup[idx] = duplicate_scores(read_rows(features, idx), clustering.centroids[c])
+                scores[idx] = score(read_rows(features, idx), clustering.centroids[c])
+    return ClusterScores(clustering.labels, scores, {"clusters": k, "cluster_method": method}, timings)
+
+
+def _prototype_distance(rows: np.ndarray, centroid: np.ndarray) -> np.ndarray:
+    # cosine distance to the own prototype, whatever the clustering metric
+    return 1.0 - _unit(rows) @ _unit(centroid[None, :])[0]
+
+
+@selector("semdedup", needs=("features",), threshold=0.95)
+def select_semdedup(inputs: SelectionInputs, options: dict[str, Any]) -> Selection:
+    features = inputs.require_features()
+    total = resolve_budget(inputs.budget, inputs.n)
+    clustered = score_within_clusters(
+        inputs, features, lambda rows, centroid: duplicate_scores(rows, centroid)[1], "duplicates"
+    )
+    dup = clustered.scores
     survivors = np.flatnonzero(dup <= options["threshold"])
     if len(survivors) >= total:
         order = np.sort(np.random.default_rng(inputs.seed).choice(survivors, size=total, replace=False))
@@ -123,9 +162,9 @@ def select_semdedup(inputs: SelectionInputs, options: dict[str, Any]) -> Selecti
         dropped = np.flatnonzero(dup > options["threshold"])
         fill = dropped[np.lexsort((dropped, dup[dropped]))][: total - len(survivors)]
         order = np.concatenate([survivors, fill])
-    selection = selection_from_order(order, total, dup, clustering.labels)
-    selection.info.update(clusters=k, cluster_method=method, near_duplicates=int((dup > options["threshold"]).sum()))
-    selection.timings = timings
+    selection = selection_from_order(order, total, dup, clustered.labels)
+    selection.info.update(clustered.info, near_duplicates=int((dup > options["threshold"]).sum()))
+    selection.timings = clustered.timings
     return selection
 
 
@@ -134,20 +173,11 @@ def select_self_sup(inputs: SelectionInputs, options: dict[str, Any]) -> Selecti
     features = inputs.require_features()
     total = resolve_budget(inputs.budget, inputs.n)
     order_by_score(np.zeros(0), options["prefer"])  # validate before clustering
-    k = resolve_clusters(inputs.clusters, inputs.n)
-    method = "minibatch" if inputs.cluster_method == "auto" else inputs.cluster_method
-    timings: dict[str, float] = {}
-    with timed(timings, "cluster"):
-        clustering = cluster_features(features, k, seed=inputs.seed, method=method)
-    # cosine distance to the own prototype, whatever the clustering metric
-    distance = np.empty(inputs.n)
-    with timed(timings, "distances"):
-        for c, idx in enumerate(members_by_cluster(clustering.labels, k)):
-            if len(idx):
-                distance[idx] = 1.0 - _unit(read_rows(features, idx)) @ _unit(clustering.centroids[c][None, :])[0]
-    selection = selection_from_order(order_by_score(distance, options["prefer"]), total, distance, clustering.labels)
-    selection.info.update(clusters=k, cluster_method=method)
-    selection.timings = timings
+    clustered = score_within_clusters(inputs, features, _prototype_distance, "distances")
+    distance = clustered.scores
+    selection = selection_from_order(order_by_score(distance, options["prefer"]), total, distance, clustered.labels)
+    selection.info.update(clustered.info)
+    selection.timings = clustered.timings
     return selection
 
 

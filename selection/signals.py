@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from selection.features.inputs import ModelRunner, batches_by_length, length_key, sample_from_record
+from selection.features.inputs import ModelRunner, batches_by_length, length_key, prefetched_samples
 from selection.features.store import cache_key, data_fingerprint, model_fingerprint, run_sharded
 from selection.features.target import PooledStates
 from selection.perturb import parse_perturbation, perturb_sample, sample_seed
@@ -103,8 +103,9 @@ def shift_scores(
                                           key="selection.options.shift_layers")
         pool, part = loaded["pool"], records[lo:hi]
         out = np.zeros((len(part), 1), dtype=np.float32)
-        for idx in batches_by_length([length_key(r) for r in part], int(opts["batch_size"])):
-            originals = [sample_from_record(part[i], data) for i in idx]
+        batches = batches_by_length([length_key(r) for r in part], int(opts["batch_size"]))
+        for idx, originals in prefetched_samples(part, data, batches):
+            # Perturbed here, not in the loader thread: torchvision's transforms seed torch's global RNG.
             seeds = [sample_seed(int(opts["perturbation_seed"]), part[i].id) for i in idx]
             perturbed = [perturb_sample(s, perturbation, seed) for s, seed in zip(originals, seeds, strict=True)]
             phi = pool(originals + perturbed)
@@ -176,8 +177,8 @@ def loss_scores(
         part = records[lo:hi]
         out = np.zeros((len(part), 2), dtype=np.float32)
         mismatched = 0
-        for idx in batches_by_length([length_key(r) for r in part], batch_size):
-            loss, el2n, bad = answer_losses(loaded["runner"], [sample_from_record(part[i], data) for i in idx])
+        for idx, samples in prefetched_samples(part, data, batches_by_length([length_key(r) for r in part], batch_size)):
+            loss, el2n, bad = answer_losses(loaded["runner"], samples)
             out[idx, 0], out[idx, 1] = loss.cpu().numpy(), el2n.cpu().numpy()
             mismatched += bad
         return out, {"answer_boundary_mismatch_rows": mismatched}

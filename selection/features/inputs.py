@@ -1,4 +1,5 @@
-"""Turning records into model batches: chat text, images, length-sorted batches, decoder-layer lookup.
+"""Turning records into model batches and running them: chat text, images, length-sorted batches,
+decoder-layer lookup, capturing layer inputs/outputs with hooks.
 
 A sample's text is the adapter's chat prompt for the *first* human turn (its ``<image>`` placeholders
 removed and re-inserted by the adapter, one per image) followed by the *first* answer and the
@@ -9,10 +10,12 @@ first exchange names the task), documented in docs/selection.md.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -54,6 +57,13 @@ def sample_from_record(record, data) -> Sample:
     return Sample(strip_placeholders(record.prompt), record.answer, images)
 
 
+def prefetched_samples(records, data, batches: Iterable[list[int]]) -> Iterator[tuple[list[int], list[Sample]]]:
+    """``(indices, samples)`` per batch, the next batches' images decoded in a background thread."""
+    from selection.features.prefetch import prefetched
+
+    return prefetched(batches, lambda idx: [sample_from_record(records[i], data) for i in idx])
+
+
 def length_key(record) -> tuple[int, int]:
     """Sort key that predicts token count: images first (each adds a fixed token block), then characters."""
     return (len(record.images), len(record.prompt) + len(record.answer))
@@ -86,6 +96,35 @@ def find_decoder_layers(model) -> torch.nn.ModuleList:
         f"cannot find the decoder layers of {type(model).__name__}: none of {', '.join(DECODER_LAYER_PATHS)} "
         "is a ModuleList; add this family's path to DECODER_LAYER_PATHS in selection/features/inputs.py"
     )
+
+
+@contextlib.contextmanager
+def capture(modules: Sequence[torch.nn.Module], what: Literal["input", "output"]):
+    """Collect one tensor per module from the next forward pass into a list (slot i: ``modules[i]``).
+
+    ``what="input"``: the first positional input (a forward pre-hook), e.g. ``o_proj``'s input, the
+    concatenated attention heads. ``what="output"``: the output, its first element when the module
+    returns a tuple (decoder layers return ``(hidden, ...)``). Hooks are removed on exit, also on error.
+    """
+    if what not in ("input", "output"):
+        raise ValueError(f"capture: what must be 'input' or 'output', got {what!r}")
+    captured: list = [None] * len(modules)
+
+    def keep(slot, value):
+        # a pre-hook's positional arguments are always a tuple; an output is one when a layer returns extras
+        captured[slot] = value[0] if isinstance(value, tuple) else value
+
+    def register(slot, module):
+        if what == "input":
+            return module.register_forward_pre_hook(lambda _module, args: keep(slot, args))
+        return module.register_forward_hook(lambda _module, _args, output: keep(slot, output))
+
+    handles = [register(i, m) for i, m in enumerate(modules)]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def resolve_layers(layers: Sequence[int], depth: int, key: str = "selection.features.layers") -> list[int]:
@@ -196,8 +235,8 @@ def encode_in_length_order(records, data, batch_size: int, features) -> tuple[np
     the summed stats.
     """
     out, totals = None, {}
-    for idx in batches_by_length([length_key(r) for r in records], batch_size):
-        rows, stats = features([sample_from_record(records[i], data) for i in idx])
+    for idx, samples in prefetched_samples(records, data, batches_by_length([length_key(r) for r in records], batch_size)):
+        rows, stats = features(samples)
         rows = rows.float().cpu().numpy()
         if out is None:
             out = np.zeros((len(records), rows.shape[1]), dtype=np.float32)

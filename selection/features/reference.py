@@ -16,7 +16,6 @@ rows are counted (``nan_rows`` in report.json). A sample without image tokens ge
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 
@@ -26,6 +25,7 @@ import torch
 from selection.features.inputs import (
     ModelRunner,
     Sample,
+    capture,
     encode_in_length_order,
     find_decoder_layers,
     l2_normalise,
@@ -34,25 +34,6 @@ from selection.features.inputs import (
     resolve_layers,
     with_path,
 )
-
-
-@contextlib.contextmanager
-def capture_inputs(modules: Sequence[torch.nn.Module]):
-    """Collect the first positional input of each module's forward into a list."""
-    captured: list = [None] * len(modules)
-
-    def hook_for(slot):
-        def hook(_module, args):
-            captured[slot] = args[0]
-
-        return hook
-
-    handles = [m.register_forward_pre_hook(hook_for(i)) for i, m in enumerate(modules)]
-    try:
-        yield captured
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def image_and_following_text_masks(input_ids: torch.Tensor, attention_mask: torch.Tensor, image_token_id: int):
@@ -104,7 +85,7 @@ class ReferenceBackend:
     def features(self, samples: Sequence[Sample]) -> tuple[torch.Tensor, dict[str, int]]:
         runner, o_projs = self.load()
         batch = runner.encode(samples)
-        with capture_inputs(o_projs) as inputs:
+        with capture(o_projs, "input") as inputs:
             runner.run_for_hidden_states(batch)
         image_mask, text_mask = image_and_following_text_masks(batch["input_ids"], batch["attention_mask"], runner.image_token_id)
         stats = {"no_image_rows": int((image_mask.sum(1) == 0).sum()), "no_text_rows": int((text_mask.sum(1) == 0).sum())}

@@ -11,7 +11,6 @@ L2-normalised each, concatenated and divided by sqrt(n_layers): the feature is a
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 
@@ -21,6 +20,7 @@ import torch
 from selection.features.inputs import (
     ModelRunner,
     Sample,
+    capture,
     encode_in_length_order,
     find_decoder_layers,
     l2_normalise,
@@ -31,25 +31,6 @@ from selection.features.inputs import (
 )
 
 POOLINGS = ("mean", "separate")
-
-
-@contextlib.contextmanager
-def capture_outputs(modules: Sequence[torch.nn.Module]):
-    """Collect each module's forward output (first element when it returns a tuple) into a list."""
-    captured: list = [None] * len(modules)
-
-    def hook_for(slot):
-        def hook(_module, _args, output):
-            captured[slot] = output[0] if isinstance(output, tuple) else output
-
-        return hook
-
-    handles = [m.register_forward_hook(hook_for(i)) for i, m in enumerate(modules)]
-    try:
-        yield captured
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def pool_layer(hidden: torch.Tensor, batch, image_token_id: int, pooling: str, normalise: bool) -> torch.Tensor:
@@ -87,7 +68,7 @@ class PooledStates:
     @torch.inference_mode()
     def __call__(self, samples: Sequence[Sample]) -> torch.Tensor:
         batch = self.runner.encode(samples)
-        with capture_outputs(self.modules) as outputs:
+        with capture(self.modules, "output") as outputs:
             self.runner.run_for_hidden_states(batch)
         pooled = [pool_layer(h, batch, self.runner.image_token_id, self.pooling, self.normalise) for h in outputs]
         joined = torch.cat(pooled, dim=-1)

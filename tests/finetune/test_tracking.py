@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from colours import write_colour_set
-
 import train
-from finetune.data.formats import write_llava
 
 
-def test_tensorboard_and_offline_wandb_both_write_a_run(tiny_internvl, tmp_path, monkeypatch):
+def test_tensorboard_and_offline_wandb_both_write_a_run(colour_recipe, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_root"))
     monkeypatch.setenv("WANDB_SILENT", "true")
     (tmp_path / "wandb_root").mkdir()
-    data = write_colour_set(tmp_path / "colours")
-    write_llava(data.records, tmp_path / "colours" / "train.json")
-    recipe = tmp_path / "track.yaml"
-    recipe.write_text(f"""
-model: {{path: {tiny_internvl}, adapter: internvl_hf}}
-data:
-  datasets:
-    - {{name: colours, path: {tmp_path}/colours/train.json, format: llava, image_root: {tmp_path}/colours}}
-  cache_dir: {tmp_path}/cache
-train: {{max_steps: 2, per_device_batch_size: 2, report_to: [tensorboard, wandb], logging_steps: 1, save_steps: 10}}
-""")
+    recipe = colour_recipe(
+        train="{max_steps: 2, per_device_batch_size: 2, report_to: [tensorboard, wandb], logging_steps: 1, save_steps: 10}"
+    )
     run_dir = tmp_path / "run"
     assert train.main([f"recipe={recipe}", f"run_dir={run_dir}"]) == 0
     assert list((run_dir / "runs").rglob("events.out.tfevents.*"))

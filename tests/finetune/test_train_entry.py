@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import json
 
-from colours import write_colour_set
-
 import train
-from finetune.data.formats import write_llava
 from selection.manifest import FORMAT, write_manifest
 
 
-def test_train_py_runs_a_recipe_with_a_manifest(tiny_internvl, tmp_path):
-    data = write_colour_set(tmp_path / "colours")
-    write_llava(data.records, tmp_path / "colours" / "train.json")
+def test_train_py_runs_a_recipe_with_a_manifest(colour_recipe, colour_data, tmp_path):
     manifest = tmp_path / "manifest.jsonl"
-    kept = [r.id for r in data.records[::2]]
+    kept = [r.id for r in colour_data.records[::2]]
     write_manifest(manifest, {"format": FORMAT, "method": "by_hand", "n_kept": len(kept)},
                    [{"id": i, "cluster": 0, "score": 1.0, "rank_in_cluster": k} for k, i in enumerate(kept)])
-    recipe = tmp_path / "colours.yaml"
-    recipe.write_text(f"""
-model: {{path: {tiny_internvl}, adapter: internvl_hf}}
-data:
-  datasets:
-    - {{name: colours, path: {tmp_path}/colours/train.json, format: llava, image_root: {tmp_path}/colours}}
-  cache_dir: {tmp_path}/cache
-selection: {{manifest: {manifest}}}
-train: {{max_steps: 3, per_device_batch_size: 2, report_to: [tensorboard], logging_steps: 1, save_steps: 2}}
-""")
+    recipe = colour_recipe(
+        selection=f"{{manifest: {manifest}}}",
+        train="{max_steps: 3, per_device_batch_size: 2, report_to: [tensorboard], logging_steps: 1, save_steps: 2}",
+    )
     run_dir = tmp_path / "run"
     assert train.main([f"recipe={recipe}", f"run_dir={run_dir}"]) == 0
     summary = json.loads((run_dir / "train_summary.json").read_text())
