@@ -68,6 +68,22 @@ def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
 
 
 @torch.inference_mode()
+def generate_tokens(model, processor, adapter, batch: dict, max_new_tokens: int = 16) -> torch.Tensor:
+    """Greedy new tokens (batch, <= ``max_new_tokens``) for an ``adapter.encode`` batch on the model's device.
+
+    Families whose generation is not ``model.generate(**batch)`` returning prompt + new tokens give an
+    ``adapter.generate`` that returns the new tokens only (see ``finetune.models.adapters``).
+    """
+    tokenizer = getattr(processor, "tokenizer", processor)
+    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id)
+    generate = getattr(adapter, "generate", None)
+    if generate is not None:
+        return generate(model, processor, batch, **gen_kwargs)
+    return model.generate(**batch, **gen_kwargs)[:, batch["input_ids"].shape[1] :]
+
+
+@torch.inference_mode()
 def generate_batch(model, processor, adapter, prompts: Sequence[str], images: Sequence[Sequence[Image.Image]],
                    max_new_tokens: int = 16, max_patches: int | None = None) -> list[str]:
     """Greedy answers for one batch of chat-formatted prompts (left-padded by the adapter)."""
@@ -76,13 +92,6 @@ def generate_batch(model, processor, adapter, prompts: Sequence[str], images: Se
     batch = {k: v.to(device) for k, v in batch.items()}
     if "pixel_values" in batch and batch["pixel_values"].is_floating_point():
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    new_tokens = generate_tokens(model, processor, adapter, batch, max_new_tokens)
     tokenizer = getattr(processor, "tokenizer", processor)
-    output = model.generate(
-        **batch,
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    new_tokens = output[:, batch["input_ids"].shape[1] :]
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

@@ -15,7 +15,7 @@ import copy
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -57,11 +57,19 @@ def sample_from_record(record, data) -> Sample:
     return Sample(strip_placeholders(record.prompt), record.answer, images)
 
 
-def prefetched_samples(records, data, batches: Iterable[list[int]]) -> Iterator[tuple[list[int], list[Sample]]]:
-    """``(indices, samples)`` per batch, the next batches' images decoded in a background thread."""
+def prefetched_samples(records, data, batches: Iterable[list[int]], prepare=None) -> Iterator[tuple[list[int], Any]]:
+    """``(indices, samples)`` per batch, the next batches' images decoded in a background thread.
+
+    With ``prepare``, the thread also runs ``prepare(samples)`` (e.g. ``ModelRunner.encode``: chat
+    template, tokenising, image tiling) and its result is yielded instead of the samples.
+    """
     from selection.features.prefetch import prefetched
 
-    return prefetched(batches, lambda idx: [sample_from_record(records[i], data) for i in idx])
+    def load(idx: list[int]):
+        samples = [sample_from_record(records[i], data) for i in idx]
+        return prepare(samples) if prepare is not None else samples
+
+    return prefetched(batches, load)
 
 
 def length_key(record) -> tuple[int, int]:
@@ -228,15 +236,20 @@ def nan_rows(array: np.ndarray) -> np.ndarray:
     return ~np.isfinite(array).all(axis=tuple(range(1, array.ndim)))
 
 
-def encode_in_length_order(records, data, batch_size: int, features) -> tuple[np.ndarray, dict[str, int]]:
+def encode_in_length_order(records, data, batch_size: int, features, prepare=None) -> tuple[np.ndarray, dict[str, int]]:
     """Run ``features(samples) -> (tensor (B, D), stats)`` over records in length-sorted batches.
+
+    With ``prepare``, ``features`` receives ``prepare(samples)`` instead, computed ahead in the loader
+    thread while the model runs the previous batch (the model's input preparation is CPU work that a
+    per-batch loop would otherwise leave the accelerator waiting on).
 
     Returns rows in record order (float32, non-finite rows zeroed and counted as ``nan_rows``) and
     the summed stats.
     """
     out, totals = None, {}
-    for idx, samples in prefetched_samples(records, data, batches_by_length([length_key(r) for r in records], batch_size)):
-        rows, stats = features(samples)
+    batches = batches_by_length([length_key(r) for r in records], batch_size)
+    for idx, inputs in prefetched_samples(records, data, batches, prepare):
+        rows, stats = features(inputs)
         rows = rows.float().cpu().numpy()
         if out is None:
             out = np.zeros((len(records), rows.shape[1]), dtype=np.float32)

@@ -83,8 +83,12 @@ class ReferenceBackend:
 
     @torch.inference_mode()
     def features(self, samples: Sequence[Sample]) -> tuple[torch.Tensor, dict[str, int]]:
+        return self.features_of_batch(self.load()[0].encode(samples))
+
+    @torch.inference_mode()
+    def features_of_batch(self, batch) -> tuple[torch.Tensor, dict[str, int]]:
+        """Features and row counts of a batch made by ``ModelRunner.encode``."""
         runner, o_projs = self.load()
-        batch = runner.encode(samples)
         with capture(o_projs, "input") as inputs:
             runner.run_for_hidden_states(batch)
         image_mask, text_mask = image_and_following_text_masks(batch["input_ids"], batch["attention_mask"], runner.image_token_id)
@@ -92,4 +96,5 @@ class ReferenceBackend:
         return coincide_parts(inputs, image_mask, text_mask), stats
 
     def encode(self, records, data, batch_size: int) -> tuple[np.ndarray, dict[str, int]]:
-        return encode_in_length_order(records, data, batch_size, self.features)
+        runner, _ = self.load()  # loaded here, before the loader thread starts using its processor
+        return encode_in_length_order(records, data, batch_size, self.features_of_batch, prepare=runner.encode)

@@ -65,9 +65,12 @@ class PooledStates:
         self.modules = [decoder[i] for i in self.layers]
         self.runner, self.pooling, self.normalise = runner, pooling, normalise
 
-    @torch.inference_mode()
     def __call__(self, samples: Sequence[Sample]) -> torch.Tensor:
-        batch = self.runner.encode(samples)
+        return self.run(self.runner.encode(samples))
+
+    @torch.inference_mode()
+    def run(self, batch) -> torch.Tensor:
+        """Pooled states of a batch made by ``runner.encode``."""
         with capture(self.modules, "output") as outputs:
             self.runner.run_for_hidden_states(batch)
         pooled = [pool_layer(h, batch, self.runner.image_token_id, self.pooling, self.normalise) for h in outputs]
@@ -96,4 +99,4 @@ class TargetBackend:
 
     def encode(self, records, data, batch_size: int) -> tuple[np.ndarray, dict[str, int]]:
         pool = self.pool()
-        return encode_in_length_order(records, data, batch_size, lambda samples: (pool(samples), {}))
+        return encode_in_length_order(records, data, batch_size, lambda batch: (pool.run(batch), {}), prepare=pool.runner.encode)

@@ -23,3 +23,17 @@ def tiny_loaded(tiny_internvl):
     model, processor = adapter.load(OmegaConf.create({"path": str(tiny_internvl), "trust_remote_code": False, "dtype": "float32"}))
     model.eval()
     return model, processor, adapter
+
+
+@pytest.fixture(scope="session")
+def remote_checkpoints(tmp_path_factory):
+    """Stand-in remote-code checkpoints: ``{name: (adapter, path)}``; InternVL with Qwen2 and with InternLM2."""
+    from finetune.models.standins import build_standin_internvl_chat, build_standin_xcomposer2
+
+    root = tmp_path_factory.mktemp("standins")
+    return {
+        "internvl_remote": ("internvl_remote", build_standin_internvl_chat(root / "internvl-qwen2", llm="qwen2")),
+        "internvl_remote_internlm2": ("internvl_remote",
+                                      build_standin_internvl_chat(root / "internvl-internlm2", llm="internlm2")),
+        "xcomposer2": ("xcomposer2", build_standin_xcomposer2(root / "xcomposer2")),
+    }

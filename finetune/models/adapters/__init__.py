@@ -9,6 +9,10 @@ Every adapter module provides (eval and selection rely on the first four):
 - ``encode(processor, prompts, images, max_patches=None) -> BatchFeature``: a left-padded batch
   (``input_ids``, ``attention_mask``, ``pixel_values`` ...), ready for ``model(**batch)`` and ``generate``.
 - ``image_token_id(model) -> int``: the id that marks image-token positions in ``input_ids``.
+- optional ``generate(model, processor, batch, **gen_kwargs) -> LongTensor``: the new tokens only
+  (batch, new), for families whose generation is not ``model.generate(**batch)`` returning prompt +
+  new tokens (InternVLChatModel's returns the new ones only; XComposer2 generates from image
+  embeddings + ``im_mask``). ``eval.generate.generate_batch`` uses it when present.
 
 Training side (``finetune.experiment``), per family:
 

@@ -180,9 +180,9 @@ def generation_prompt(processor, question: str, n_images: int = 1) -> str:
 
 
 def encode(processor, prompts: Sequence[str], images: Sequence[Sequence] | None = None, max_patches: int | None = None):
-    """Left-padded batch (``input_ids``, ``attention_mask``, ``pixel_values``) for ``model.generate``.
+    """Left-padded batch (``input_ids``, ``attention_mask``, ``pixel_values``) for ``generate``.
 
-    Note: ``InternVLChatModel.generate`` returns only the new tokens; ``forward`` also needs ``image_flags``.
+    Note: ``forward`` also needs ``image_flags``; ``generate`` does not take them.
     """
     from transformers import BatchFeature
 
@@ -206,6 +206,25 @@ def encode(processor, prompts: Sequence[str], images: Sequence[Sequence] | None 
     if pixels:
         batch["pixel_values"] = torch.cat(pixels)
     return BatchFeature(batch)
+
+
+def stop_token_ids(processor, fmt: sv.ChatFormat, eos_token_id) -> list[int]:
+    """``eos_token_id`` (an id or a list) and the template's end-of-turn token.
+
+    The original ``chat`` stops at the end of turn: InternLM2's EOS is ``</s>``, not ``<|im_end|>``,
+    so without it an answer runs on into a made-up next turn.
+    """
+    ids = list(eos_token_id) if isinstance(eos_token_id, (list, tuple)) else [eos_token_id]
+    ids.append(processor.tokenizer.convert_tokens_to_ids(fmt.assistant_end))
+    return [i for i in dict.fromkeys(ids) if i is not None]
+
+
+def generate(model, processor, batch, **gen_kwargs) -> torch.Tensor:
+    """``InternVLChatModel.generate`` on an ``encode`` batch: it returns only the new tokens (the LM
+    generates from ``inputs_embeds``), stopping at the end of turn."""
+    fmt = TEMPLATES[processor.template]
+    gen_kwargs["eos_token_id"] = stop_token_ids(processor, fmt, gen_kwargs.get("eos_token_id"))
+    return model.generate(**batch, **gen_kwargs)
 
 
 def image_token_id(model) -> int:

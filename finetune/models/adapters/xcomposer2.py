@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from finetune.models.adapters import supervision as sv
-from finetune.models.adapters.internvl_remote import RemoteProcessor, load_remote
+from finetune.models.adapters.internvl_remote import RemoteProcessor, load_remote, stop_token_ids
 
 IMAGE_HERE = "<ImageHere>"
 IMAGE_PLACEHOLDER = "[UNUSED_TOKEN_141]"
@@ -83,13 +83,17 @@ def forward_for_training(model, batch: dict):
 
 
 def generation_prompt(processor, question: str, n_images: int = 1) -> str:
-    return sv.XCOMPOSER2.user.format(IMAGE_HERE * n_images + question) + sv.XCOMPOSER2.assistant_prefix
+    """As training lays it out: the system turn (with a system message), the user turn, the assistant's opening."""
+    fmt = sv.XCOMPOSER2
+    system = fmt.system.format(processor.system_message) if processor.system_message else ""
+    return system + fmt.user.format(IMAGE_HERE * n_images + question) + fmt.assistant_prefix
 
 
 def encode(processor, prompts: Sequence[str], images: Sequence[Sequence] | None = None, max_patches: int | None = None):
     """Left-padded ``input_ids``/``attention_mask`` (image runs as ``[UNUSED_TOKEN_141]``) + ``pixel_values``.
 
-    Feed ``image_embeds(model, input_ids, pixel_values)`` to the model as ``inputs_embeds`` with ``im_mask``.
+    Feed ``image_embeds(model, input_ids, pixel_values)`` to the model as ``inputs_embeds`` with ``im_mask``
+    (``generate`` does).
     """
     from transformers import BatchFeature
 
@@ -108,6 +112,15 @@ def encode(processor, prompts: Sequence[str], images: Sequence[Sequence] | None 
     if pixels:
         batch["pixel_values"] = torch.stack(pixels)
     return BatchFeature(batch)
+
+
+def generate(model, processor, batch, **gen_kwargs) -> torch.Tensor:
+    """New tokens only, as IXC2's ``chat`` generates: the LM's ``generate(inputs_embeds=..., im_mask=...)``
+    on the image-spliced embeddings of an ``encode`` batch, stopping at ``[UNUSED_TOKEN_145]`` too."""
+    embeds, im_mask = image_embeds(model, batch["input_ids"], batch.get("pixel_values"))
+    gen_kwargs["eos_token_id"] = stop_token_ids(processor, sv.XCOMPOSER2, gen_kwargs.get("eos_token_id"))
+    return unwrap(model).generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"], im_mask=im_mask,
+                                  **gen_kwargs)
 
 
 def image_token_id(model) -> int:

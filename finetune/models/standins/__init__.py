@@ -5,8 +5,9 @@ ship their own modeling code and cannot be downloaded here. These builders write
 the same shape: ``config.json`` with ``auto_map``, the modeling ``.py`` files beside the weights
 (``model.safetensors``) and a tokenizer, so the ``internvl_remote`` and ``xcomposer2`` adapters load
 them exactly as they load the real ones. The modules reproduce the documented interfaces (module
-names, ``img_context_token_id``, ``image_flags``, ``interleav_wrap``, ``im_mask``, Partial LoRA), not
-the original code. They are written for transformers 5 and need no compat fix.
+names, ``img_context_token_id``, ``image_flags``, ``interleav_wrap``, ``im_mask``, Partial LoRA,
+InternLM2's names, generation with a KV cache), not the original code. They are written for
+transformers 5 and need no compat fix (beyond ``required_image_flags``, which the original needs too).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from finetune.models.tiny import checkpoint_folder
 
 HERE = Path(__file__).resolve().parent
 PHI3_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>", "<|system|>"]
+INTERNLM2_TOKENS = ["<s>"]  # InternLM2's BOS; <|im_start|>/<|im_end|> are in the tiny tokenizer already
 IXC2_TOKENS = ["[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]", "[UNUSED_TOKEN_141]", "<s>"]
 
 
@@ -46,9 +48,20 @@ def _write(out_dir, model, tokenizer, code_files, auto_map) -> Path:
     return out
 
 
-def build_standin_internvl_chat(out_dir, seed: int = 0, llm: str = "qwen2", image_size: int = 56) -> Path:
-    """A tiny ``InternVLChatModel`` checkpoint: InternViT (14-px patches) + Qwen2 (Hermes-2) or Phi3 (phi3-chat).
+INTERNVL_LLMS = {  # llm -> (architecture, template, extra tokens)
+    "qwen2": ("Qwen2ForCausalLM", "Hermes-2", ()),
+    "phi3": ("Phi3ForCausalLM", "phi3-chat", PHI3_TOKENS),
+    "internlm2": ("InternLM2ForCausalLM", "internlm2-chat", INTERNLM2_TOKENS),
+}
+INTERNVL_CODE = ["configuration_internvl_chat.py", "modeling_internvl_chat.py", "configuration_internlm2.py",
+                 "modeling_internlm2.py"]
 
+
+def build_standin_internvl_chat(out_dir, seed: int = 0, llm: str = "qwen2", image_size: int = 56) -> Path:
+    """A tiny ``InternVLChatModel`` checkpoint: InternViT (14-px patches) + an LLM of ``INTERNVL_LLMS``.
+
+    ``qwen2``: Hermes-2 (InternVL2-1B); ``phi3``: phi3-chat (Mini-InternVL-4B); ``internlm2``: the
+    remote-code InternLM2 with internlm2-chat and a ``<s>`` BOS (Mini-InternVL-Chat-2B-V1-5, InternVL2-2B).
     ``image_size`` 56 gives 4 image tokens per tile (the real 448 gives 256).
     """
     import torch
@@ -56,18 +69,20 @@ def build_standin_internvl_chat(out_dir, seed: int = 0, llm: str = "qwen2", imag
     from finetune.models.standins.configuration_internvl_chat import InternVLChatConfig
     from finetune.models.standins.modeling_internvl_chat import InternVLChatModel
 
-    if llm not in ("qwen2", "phi3"):
-        raise ValueError(f"stand-in InternVL: llm '{llm}' is not one of qwen2, phi3")
-    tokenizer = _tokenizer(PHI3_TOKENS if llm == "phi3" else ())
+    if llm not in INTERNVL_LLMS:
+        raise ValueError(f"stand-in InternVL: llm '{llm}' is not one of {', '.join(INTERNVL_LLMS)}")
+    arch, template, tokens = INTERNVL_LLMS[llm]
+    tokenizer = _tokenizer(tokens)
+    if llm == "internlm2":
+        tokenizer.bos_token = "<s>"
     text = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False,
                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    arch = {"qwen2": "Qwen2ForCausalLM", "phi3": "Phi3ForCausalLM"}[llm]
     config = InternVLChatConfig(
         vision_config=dict(image_size=image_size, patch_size=14, hidden_size=32, intermediate_size=64,
                            num_hidden_layers=2, num_attention_heads=2),
         llm_config=dict(model_type=llm, architectures=[arch], **text),
-        template={"qwen2": "Hermes-2", "phi3": "phi3-chat"}[llm], force_image_size=image_size,
+        template=template, force_image_size=image_size,
         dynamic_image_size=True, use_thumbnail=True, max_dynamic_patch=6, downsample_ratio=0.5,
     )
     config.architectures = ["InternVLChatModel"]
@@ -76,7 +91,7 @@ def build_standin_internvl_chat(out_dir, seed: int = 0, llm: str = "qwen2", imag
     auto_map = {"AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
                 "AutoModel": "modeling_internvl_chat.InternVLChatModel",
                 "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel"}
-    return _write(out_dir, model, tokenizer, ["configuration_internvl_chat.py", "modeling_internvl_chat.py"], auto_map)
+    return _write(out_dir, model, tokenizer, INTERNVL_CODE, auto_map)
 
 
 def build_standin_xcomposer2(out_dir, seed: int = 0, image_size: int = 56) -> Path:
@@ -100,5 +115,6 @@ def build_standin_xcomposer2(out_dir, seed: int = 0, image_size: int = 56) -> Pa
     auto_map = {"AutoConfig": "configuration_internlm_xcomposer2.InternLMXcomposer2Config",
                 "AutoModel": "modeling_internlm_xcomposer2.InternLMXComposer2ForCausalLM",
                 "AutoModelForCausalLM": "modeling_internlm_xcomposer2.InternLMXComposer2ForCausalLM"}
-    return _write(out_dir, model, tokenizer,
-                  ["configuration_internlm_xcomposer2.py", "modeling_internlm_xcomposer2.py"], auto_map)
+    code = ["configuration_internlm_xcomposer2.py", "modeling_internlm_xcomposer2.py", "configuration_internlm2.py",
+            "modeling_internlm2.py"]
+    return _write(out_dir, model, tokenizer, code, auto_map)

@@ -5,6 +5,8 @@ Copied into a checkpoint folder with ``auto_map``, so it loads with ``trust_remo
 
 from transformers import AutoConfig, PretrainedConfig
 
+from .configuration_internlm2 import InternLM2Config
+
 
 class InternVisionConfig(PretrainedConfig):
     model_type = "intern_vit_6b"
@@ -28,7 +30,11 @@ class InternVLChatConfig(PretrainedConfig):
         vision_config = vision_config or {}
         llm_config = dict(llm_config or {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"})
         self.vision_config = InternVisionConfig(**vision_config) if isinstance(vision_config, dict) else vision_config
-        if isinstance(llm_config, dict):
+        if isinstance(llm_config, dict) and llm_config.get("architectures", [None])[0] == "InternLM2ForCausalLM":
+            # InternLM2 is remote code too: its config class ships beside this file, as in the original.
+            llm_config.pop("model_type", None)
+            llm_config = InternLM2Config(**llm_config)
+        elif isinstance(llm_config, dict):
             model_type = llm_config.pop("model_type", "qwen2")
             llm_config = AutoConfig.for_model(model_type, **llm_config)
         self.llm_config = llm_config

@@ -2,9 +2,11 @@
 
 What it reproduces: ``vision_model`` (InternViT naming: ``encoder.layers.N.attn.qkv``, ``attn.proj``,
 ``mlp.fc1``, ``mlp.fc2``), ``mlp1`` projector after a 0.5 pixel-unshuffle, ``language_model`` (a
-transformers causal LM: Qwen2 for Hermes-2, Phi3 for phi3-chat), ``img_context_token_id`` set by
-the caller, and ``forward(pixel_values, input_ids, attention_mask, image_flags, labels)`` that
-*requires* ``image_flags`` and writes the ViT embeddings over the ``<IMG_CONTEXT>`` positions.
+transformers causal LM: Qwen2 for Hermes-2, Phi3 for phi3-chat; or the remote-code InternLM2 of
+``modeling_internlm2.py`` for internlm2-chat, as in Mini-InternVL-Chat-2B-V1-5 / InternVL2-2B),
+``img_context_token_id`` set by the caller, and
+``forward(pixel_values, input_ids, attention_mask, image_flags, labels)`` that *requires* ``image_flags``
+and writes the ViT embeddings over the ``<IMG_CONTEXT>`` positions.
 ``generate`` takes the same inputs and returns only new tokens, as the original does.
 """
 
@@ -14,6 +16,7 @@ from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast
 
 from .configuration_internvl_chat import InternVisionConfig, InternVLChatConfig
+from .modeling_internlm2 import InternLM2ForCausalLM
 
 
 class InternVisionEmbeddings(nn.Module):
@@ -100,7 +103,7 @@ class InternVLChatModel(PreTrainedModel):
     main_input_name = "pixel_values"
     base_model_prefix = "language_model"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["InternVisionEncoderLayer", "Qwen2DecoderLayer", "Phi3DecoderLayer"]
+    _no_split_modules = ["InternVisionEncoderLayer", "Qwen2DecoderLayer", "Phi3DecoderLayer", "InternLM2DecoderLayer"]
 
     def __init__(self, config):
         super().__init__(config)
@@ -110,7 +113,10 @@ class InternVLChatModel(PreTrainedModel):
         self.downsample_ratio, self.ps_version = config.downsample_ratio, config.ps_version
         self.num_image_token = int((image_size // self.patch_size) ** 2 * (config.downsample_ratio ** 2))
         self.vision_model = InternVisionModel(config.vision_config)
-        self.language_model = AutoModelForCausalLM.from_config(config.llm_config)
+        if config.llm_config.architectures[0] == "InternLM2ForCausalLM":
+            self.language_model = InternLM2ForCausalLM(config.llm_config)
+        else:
+            self.language_model = AutoModelForCausalLM.from_config(config.llm_config)
         vit_hidden = config.vision_config.hidden_size * int(1 / config.downsample_ratio) ** 2
         llm_hidden = config.llm_config.hidden_size
         self.mlp1 = nn.Sequential(nn.LayerNorm(vit_hidden), nn.Linear(vit_hidden, llm_hidden), nn.GELU(),

@@ -31,10 +31,11 @@ def train_two_steps(path, adapter, data, tmp_path, *extra):
                              f"run_dir={tmp_path / adapter}", "train.max_steps=2", "train.per_device_batch_size=2",
                              "train.report_to=[none]", "train.logging_steps=1", "train.warmup_ratio=0", "train.learning_rate=1e-2", "train.lora.dropout=0", *extra])
     trainer = build_trainer(cfg, data)
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    # Every parameter, frozen ones too: a step must move the trainable ones and nothing else.
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    moved = [n for n, p in trainer.model.named_parameters() if p.requires_grad and not torch.equal(before[n], p)]
+    moved = [n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p)]
     return trainer, losses, moved
 
 
@@ -143,3 +144,28 @@ def test_internvl_remote_phi3_chat_layout(tmp_path):
     targets = internvl_remote.lora_targets(model, LoraConfig())
     assert {t.rsplit(".", 1)[-1] for t in targets} == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
     assert all(t.startswith("language_model.") for t in targets)
+
+
+def test_internvl_remote_internlm2_layout_targets_and_lora_training(colour_data, tmp_path):
+    """Mini-InternVL-Chat-2B-V1-5 / InternVL2-2B: remote-code InternLM2 LLM, internlm2-chat, ``<s>`` first."""
+    from finetune.models.standins import build_standin_internvl_chat
+
+    path = build_standin_internvl_chat(tmp_path / "internlm2", llm="internlm2")
+    model, processor = internvl_remote.load(model_cfg(path, system_message=""))
+    assert processor.template == "internlm2-chat"
+    out = internvl_remote.encode_for_training(processor, RECORD, [Image.new("RGB", (56, 56))], 512)
+    assert processor.tokenizer.decode(out["input_ids"]) == (
+        "<s><|im_start|>user\n<img>" + "<IMG_CONTEXT>" * 4 + "</img>\nWhat is it?<|im_end|>\n"
+        "<|im_start|>assistant\nforest<|im_end|>\n")
+    assert processor.tokenizer.decode(supervised(out)) == "forest<|im_end|>"
+    targets = internvl_remote.lora_targets(model, LoraConfig())
+    assert len(targets) == 10 and all(t.startswith("language_model.model.layers.") for t in targets)
+    assert {t.split(".", 4)[-1] for t in targets} == {"attention.wqkv", "attention.wo", "feed_forward.w1",
+                                                     "feed_forward.w2", "feed_forward.w3"}
+    # Projector frozen: the steps must move the LLM's LoRA weights and nothing else (through checkpointed layers).
+    trainer, losses, moved = train_two_steps(path, "internvl_remote", colour_data, tmp_path,
+                                             "train.freeze_projector=true", "train.gradient_checkpointing=true")
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+    lora = [n for n, _ in trainer.model.named_parameters() if "lora_" in n]
+    assert len(lora) == 20 and all(".language_model.model.layers." in n for n in lora)
+    assert set(moved) == set(lora) == {n for n, p in trainer.model.named_parameters() if p.requires_grad}
