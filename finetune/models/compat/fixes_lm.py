@@ -2,12 +2,52 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
+import sys
 
 import torch
 
 from finetune.models.compat.base import CompatContext, Fix, is_patched, own_methods, source_of, wrap_method
+
+# ------------------------------------------------------------------------------ removed modeling_attn_mask_utils
+
+_ATTN_MASK_IMPORT = re.compile(r"^\s*(from\s+transformers\.modeling_attn_mask_utils\s+import|import\s+transformers\.modeling_attn_mask_utils)", re.M)
+
+
+def _attn_mask_utils_missing() -> bool:
+    """True when the installed transformers has no such module (our shim standing in counts as missing)."""
+    from finetune.models.compat import attn_mask_shim
+
+    loaded = sys.modules.get(attn_mask_shim.MODULE_NAME)
+    if loaded is not None:
+        return loaded is attn_mask_shim
+    try:
+        return importlib.util.find_spec(attn_mask_shim.MODULE_NAME) is None
+    except ModuleNotFoundError:
+        return True
+
+
+def _detect_removed_attn_mask_utils(ctx: CompatContext) -> list:
+    if not _attn_mask_utils_missing():
+        return []
+    return [file for file in sorted(ctx.path.glob("*.py")) if _ATTN_MASK_IMPORT.search(file.read_text(errors="replace"))]
+
+
+def fix_removed_attn_mask_utils(ctx: CompatContext, file) -> None:
+    """Remote code imports `transformers.modeling_attn_mask_utils`, which transformers 5.2x removed.
+
+    The import fails before any class exists (InternLM2, Phi-3 and LLaVA-style forks import
+    ``_prepare_4d_causal_attention_mask`` at module level). Register geotune's re-implementation of the
+    module's helpers (``finetune/models/compat/attn_mask_shim.py``) under the old name, once per process."""
+    import transformers
+
+    from finetune.models.compat import attn_mask_shim
+
+    sys.modules[attn_mask_shim.MODULE_NAME] = attn_mask_shim  # idempotent: every such checkpoint reports the fix
+    transformers.modeling_attn_mask_utils = attn_mask_shim
+
 
 # ------------------------------------------------------------------------------ tied-weights keys
 
@@ -272,6 +312,8 @@ def fix_generation_position_ids(ctx: CompatContext, cls: type) -> None:
 
 
 LM_FIXES = [
+    Fix("removed_attn_mask_utils", "files", "transformers>=5.2x (module removed)", _detect_removed_attn_mask_utils,
+        fix_removed_attn_mask_utils),
     Fix("tied_weights_keys_list", "class", "transformers>=5.0", _detect_tied_keys_list, fix_tied_weights_keys_list),
     Fix("missing_generation_mixin", "class", "transformers>=4.50", _detect_missing_generation_mixin, fix_missing_generation_mixin),
     Fix("missing_post_init", "class", "transformers>=5.0", _detect_missing_post_init, fix_missing_post_init),

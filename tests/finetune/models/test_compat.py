@@ -31,6 +31,11 @@ from finetune.models.compat import (
     apply_fixes,
     load_remote_model,
 )
+from finetune.models.compat.fixes_lm import _attn_mask_utils_missing
+
+# The stand-in imports transformers.modeling_attn_mask_utils like the real InternLM2 code; transformers
+# releases without that module need the shim fix, older ones do not.
+MASK_UTILS_FIX = ["removed_attn_mask_utils"] if _attn_mask_utils_missing() else []
 
 
 def load(standins, kind, tmp_path, exclude=(), **kwargs):
@@ -63,7 +68,7 @@ def assert_trains_and_generates(model, ids):
 
 
 def test_every_fix_has_a_name_versions_and_a_docstring():
-    assert len(set(FIX_NAMES)) == len(FIXES) == 14
+    assert len(set(FIX_NAMES)) == len(FIXES) == 15
     for fix in FIXES:
         assert fix.affects and fix.apply.__doc__ and len(fix.summary) < 160, fix.name
 
@@ -72,7 +77,7 @@ def test_internlm2_loads_trains_generates_with_files_untouched(standins, tmp_pat
     before = file_hashes(standins["internlm2"])
     with caplog.at_level(logging.INFO, logger="finetune.models.compat"):
         model, fixes = load(standins, "internlm2", tmp_path, auto_class="AutoModelForCausalLM")
-    assert fixes == ["tied_weights_keys_list", "missing_generation_mixin", "legacy_tuple_kv_cache",
+    assert fixes == [*MASK_UTILS_FIX, "tied_weights_keys_list", "missing_generation_mixin", "legacy_tuple_kv_cache",
                      "generation_position_ids", "rotary_buffers_after_meta_init"]
     assert all(f"compat fix {name}" in caplog.text for name in fixes)
     assert_trains_and_generates(model, prompt_ids())
@@ -321,3 +326,17 @@ def test_hard_coded_im_start_is_mapped_too(tmp_path):
     im_start, im_end = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
     ids = torch.tensor([[im_start, 40, 41, im_end, 42]])
     assert Masker().mask_human_targets(ids).tolist() == [[-100, 40, 41, -100, 42]]
+
+
+@pytest.mark.skipif(not _attn_mask_utils_missing(), reason="this transformers still ships modeling_attn_mask_utils")
+def test_without_the_mask_utils_shim_remote_code_fails_to_import(standins, tmp_path, monkeypatch):
+    import sys
+
+    import transformers
+
+    monkeypatch.delitem(sys.modules, "transformers.modeling_attn_mask_utils", raising=False)
+    monkeypatch.delattr(transformers, "modeling_attn_mask_utils", raising=False)
+    with pytest.raises(ModuleNotFoundError, match="modeling_attn_mask_utils"):
+        load(standins, "internlm2", tmp_path, exclude=["removed_attn_mask_utils"], auto_class="AutoModelForCausalLM")
+    _, fixes = load(standins, "internlm2", tmp_path, auto_class="AutoModelForCausalLM")
+    assert fixes[0] == "removed_attn_mask_utils"

@@ -141,6 +141,7 @@ def build_standin(kind: str, parent: Path, seed: int = 0, vision_tower_path=None
     if kind == "intern_vit_timm":
         return out
     ctx = compat.CompatContext(path=out, family=kind, raw_config=raw, vision_tower_path=vision_tower_path)
+    compat.apply_fixes(ctx, "files")
     ctx.config = AutoConfig.from_pretrained(out, trust_remote_code=True)
     model_class = get_class_from_dynamic_module(raw["auto_map"]["AutoModel"], str(out))
     ctx.modules = sibling_modules(model_class.__module__)
