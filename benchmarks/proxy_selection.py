@@ -22,6 +22,11 @@ STUDY = {
     "adaptive_shift_high": VARIANTS["adaptive_shift_third"] + ["selection.options.prefer=high"],
     "adaptive_shift_low": VARIANTS["adaptive_shift_third"] + ["selection.options.prefer=low"],
     "adaptive_shift_middle": VARIANTS["adaptive_shift_third"] + ["selection.options.prefer=middle"],
+    # Perturbation alternatives, run with the direction the prefer runs favoured (low) to pick the default.
+    "adaptive_shift_low_patch_mask": VARIANTS["adaptive_shift_third"] + [
+        "selection.options.prefer=low", "selection.options.perturbation=image:patch_mask"],
+    "adaptive_shift_low_word_dropout": VARIANTS["adaptive_shift_third"] + [
+        "selection.options.prefer=low", "selection.options.perturbation=text:word_dropout"],
     "random_third": VARIANTS["random_third"],
     "coincide_20": VARIANTS["coincide_20"],
 }
