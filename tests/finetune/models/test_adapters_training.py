@@ -130,17 +130,22 @@ def test_lora_targets_stay_out_of_the_vision_tower_unless_asked(tiny_internvl):
     assert auto.lora_targets(model, LoraConfig()) == llm_only
 
 
-def test_internvl_remote_phi3_chat_layout(tmp_path):
+def remote_standin_layout(tmp_path, llm: str, system_message: str):
+    """``(path, model, processor, decoded sample, decoded supervised tokens)`` of RECORD on a stand-in."""
     from finetune.models.standins import build_standin_internvl_chat
 
-    path = build_standin_internvl_chat(tmp_path / "phi3", llm="phi3")
-    model, processor = internvl_remote.load(model_cfg(path, system_message="Be brief."))
-    assert processor.template == "phi3-chat"
+    path = build_standin_internvl_chat(tmp_path / llm, llm=llm)
+    model, processor = internvl_remote.load(model_cfg(path, system_message=system_message))
     out = internvl_remote.encode_for_training(processor, RECORD, [Image.new("RGB", (56, 56))], 512)
-    assert processor.tokenizer.decode(out["input_ids"]) == (
-        "<|system|>\nBe brief.<|end|>\n<|user|>\n<img>" + "<IMG_CONTEXT>" * 4 + "</img>\nWhat is it?<|end|>\n"
-        "<|assistant|>\nforest<|end|>\n")
-    assert processor.tokenizer.decode(supervised(out)) == "forest<|end|>"
+    return path, model, processor, processor.tokenizer.decode(out["input_ids"]), processor.tokenizer.decode(supervised(out))
+
+
+def test_internvl_remote_phi3_chat_layout(tmp_path):
+    _, model, processor, text, answer = remote_standin_layout(tmp_path, "phi3", "Be brief.")
+    assert processor.template == "phi3-chat"
+    assert text == ("<|system|>\nBe brief.<|end|>\n<|user|>\n<img>" + "<IMG_CONTEXT>" * 4 + "</img>\nWhat is it?<|end|>\n"
+                    "<|assistant|>\nforest<|end|>\n")
+    assert answer == "forest<|end|>"
     targets = internvl_remote.lora_targets(model, LoraConfig())
     assert {t.rsplit(".", 1)[-1] for t in targets} == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
     assert all(t.startswith("language_model.") for t in targets)
@@ -148,16 +153,11 @@ def test_internvl_remote_phi3_chat_layout(tmp_path):
 
 def test_internvl_remote_internlm2_layout_targets_and_lora_training(colour_data, tmp_path):
     """Mini-InternVL-Chat-2B-V1-5 / InternVL2-2B: remote-code InternLM2 LLM, internlm2-chat, ``<s>`` first."""
-    from finetune.models.standins import build_standin_internvl_chat
-
-    path = build_standin_internvl_chat(tmp_path / "internlm2", llm="internlm2")
-    model, processor = internvl_remote.load(model_cfg(path, system_message=""))
+    path, model, processor, text, answer = remote_standin_layout(tmp_path, "internlm2", "")
     assert processor.template == "internlm2-chat"
-    out = internvl_remote.encode_for_training(processor, RECORD, [Image.new("RGB", (56, 56))], 512)
-    assert processor.tokenizer.decode(out["input_ids"]) == (
-        "<s><|im_start|>user\n<img>" + "<IMG_CONTEXT>" * 4 + "</img>\nWhat is it?<|im_end|>\n"
-        "<|im_start|>assistant\nforest<|im_end|>\n")
-    assert processor.tokenizer.decode(supervised(out)) == "forest<|im_end|>"
+    assert text == ("<s><|im_start|>user\n<img>" + "<IMG_CONTEXT>" * 4 + "</img>\nWhat is it?<|im_end|>\n"
+                    "<|im_start|>assistant\nforest<|im_end|>\n")
+    assert answer == "forest<|im_end|>"
     targets = internvl_remote.lora_targets(model, LoraConfig())
     assert len(targets) == 10 and all(t.startswith("language_model.model.layers.") for t in targets)
     assert {t.split(".", 4)[-1] for t in targets} == {"attention.wqkv", "attention.wo", "feed_forward.w1",
