@@ -60,6 +60,16 @@ def write_features(path: Path, n: int, dim: int, seed: int, chunk: int = 4096) -
     return time.perf_counter() - start
 
 
+def peak_rss_gb() -> float:
+    """This process's own peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that across fork + exec, so a
+    child started by a parent that had just written the 27 GB file through a memmap would report the
+    parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
 def child_select(path: Path, k: int, niter: int, max_rows: int, keep: float) -> dict:
     from selection.budget import SelectionInputs
     from selection.coincide import select_coincide
@@ -77,7 +87,7 @@ def child_select(path: Path, k: int, niter: int, max_rows: int, keep: float) -> 
     # the labels let `gather` read rows in the same cluster order
     np.save(path.with_name("labels.npy"), sel.all_clusters)
     return {"n": len(x), "dim": x.shape[1], "k": k, "niter": niter, "kept": len(sel), "total_s": total,
-            "timings": sel.timings, "gflops": gflops, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
+            "timings": sel.timings, "gflops": gflops, "peak_rss_gb": peak_rss_gb()}
 
 
 def child_gather(path: Path) -> dict:
@@ -93,7 +103,7 @@ def child_gather(path: Path) -> dict:
             rows += len(block)
             checksum += float(block[:, 0].sum())
     return {"rows": rows, "gather_s": time.perf_counter() - start,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
+            "peak_rss_gb": peak_rss_gb()}
 
 
 def run_child(*args: str) -> dict:
