@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from selection.features.inputs import ModelRunner, batches_by_length, length_key, prefetched_samples
+from selection.features.inputs import ModelRunner, prefetched_samples
 from selection.features.store import cache_key, data_fingerprint, model_fingerprint, run_sharded
 from selection.features.target import PooledStates
 from selection.perturb import parse_perturbation, perturb_sample, sample_seed
@@ -103,8 +103,7 @@ def shift_scores(
                                           key="selection.options.shift_layers")
         pool, part = loaded["pool"], records[lo:hi]
         out = np.zeros((len(part), 1), dtype=np.float32)
-        batches = batches_by_length([length_key(r) for r in part], int(opts["batch_size"]))
-        for idx, originals in prefetched_samples(part, data, batches):
+        for idx, originals in prefetched_samples(part, data, int(opts["batch_size"])):
             # Perturbed here, not in the loader thread: torchvision's transforms seed torch's global RNG.
             seeds = [sample_seed(int(opts["perturbation_seed"]), part[i].id) for i in idx]
             perturbed = [perturb_sample(s, perturbation, seed) for s, seed in zip(originals, seeds, strict=True)]
@@ -177,7 +176,7 @@ def loss_scores(
         part = records[lo:hi]
         out = np.zeros((len(part), 2), dtype=np.float32)
         mismatched = 0
-        for idx, samples in prefetched_samples(part, data, batches_by_length([length_key(r) for r in part], batch_size)):
+        for idx, samples in prefetched_samples(part, data, batch_size):
             loss, el2n, bad = answer_losses(loaded["runner"], samples)
             out[idx, 0], out[idx, 1] = loss.cpu().numpy(), el2n.cpu().numpy()
             mismatched += bad

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from finetune.data.records import IMAGE_TOKEN
+from selection.features.prefetch import prefetched
 
 # Where decoder layers live in the model families geotune loads (HF-native InternVL/LLaVA/Qwen2-VL,
 # plain causal LMs, and the same under a peft wrapper). Add a path here for a new family.
@@ -57,21 +58,6 @@ def sample_from_record(record, data) -> Sample:
     return Sample(strip_placeholders(record.prompt), record.answer, images)
 
 
-def prefetched_samples(records, data, batches: Iterable[list[int]], prepare=None) -> Iterator[tuple[list[int], Any]]:
-    """``(indices, samples)`` per batch, the next batches' images decoded in a background thread.
-
-    With ``prepare``, the thread also runs ``prepare(samples)`` (e.g. ``ModelRunner.encode``: chat
-    template, tokenising, image tiling) and its result is yielded instead of the samples.
-    """
-    from selection.features.prefetch import prefetched
-
-    def load(idx: list[int]):
-        samples = [sample_from_record(records[i], data) for i in idx]
-        return prepare(samples) if prepare is not None else samples
-
-    return prefetched(batches, load)
-
-
 def length_key(record) -> tuple[int, int]:
     """Sort key that predicts token count: images first (each adds a fixed token block), then characters."""
     return (len(record.images), len(record.prompt) + len(record.answer))
@@ -88,6 +74,21 @@ def batches_by_length(lengths: Sequence, batch_size: int) -> Iterator[list[int]]
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], -i), reverse=True)
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
+
+
+def prefetched_samples(records, data, batch_size: int, prepare=None) -> Iterator[tuple[list[int], Any]]:
+    """``(indices, samples)`` per ``batches_by_length`` batch of ``records``, the next batches' images
+    decoded in a background thread while the caller runs the current one.
+
+    With ``prepare``, the thread also runs ``prepare(samples)`` (e.g. ``ModelRunner.encode``: chat
+    template, tokenising, image tiling) and its result is yielded instead of the samples.
+    """
+
+    def load(idx: list[int]):
+        samples = [sample_from_record(records[i], data) for i in idx]
+        return prepare(samples) if prepare is not None else samples
+
+    return prefetched(batches_by_length([length_key(r) for r in records], batch_size), load)
 
 
 def find_decoder_layers(model) -> torch.nn.ModuleList:
@@ -247,8 +248,7 @@ def encode_in_length_order(records, data, batch_size: int, features, prepare=Non
     the summed stats.
     """
     out, totals = None, {}
-    batches = batches_by_length([length_key(r) for r in records], batch_size)
-    for idx, inputs in prefetched_samples(records, data, batches, prepare):
+    for idx, inputs in prefetched_samples(records, data, batch_size, prepare):
         rows, stats = features(inputs)
         rows = rows.float().cpu().numpy()
         if out is None:

@@ -29,10 +29,9 @@ def prefetched(items: Iterable[Item], load: Callable[[Item], Loaded], depth: int
             yield item, load(item)
         return
     pending: deque[tuple[Item, Future]] = deque()
-    source = iter(items)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geotune-prefetch") as pool:
         try:
-            for item in source:
+            for item in items:
                 pending.append((item, pool.submit(load, item)))
                 if len(pending) > depth:
                     done, future = pending.popleft()

@@ -53,8 +53,9 @@ INTERNVL_LLMS = {  # llm -> (architecture, template, extra tokens)
     "phi3": ("Phi3ForCausalLM", "phi3-chat", PHI3_TOKENS),
     "internlm2": ("InternLM2ForCausalLM", "internlm2-chat", INTERNLM2_TOKENS),
 }
-INTERNVL_CODE = ["configuration_internvl_chat.py", "modeling_internvl_chat.py", "configuration_internlm2.py",
-                 "modeling_internlm2.py"]
+# The remote-code InternLM2 ships beside both VL models' code (InternVL2-2B's LLM, XComposer2's LLM).
+INTERNLM2_CODE = ["configuration_internlm2.py", "modeling_internlm2.py"]
+INTERNVL_CODE = ["configuration_internvl_chat.py", "modeling_internvl_chat.py", *INTERNLM2_CODE]
 
 
 def build_standin_internvl_chat(out_dir, seed: int = 0, llm: str = "qwen2", image_size: int = 56) -> Path:
@@ -115,6 +116,5 @@ def build_standin_xcomposer2(out_dir, seed: int = 0, image_size: int = 56) -> Pa
     auto_map = {"AutoConfig": "configuration_internlm_xcomposer2.InternLMXcomposer2Config",
                 "AutoModel": "modeling_internlm_xcomposer2.InternLMXComposer2ForCausalLM",
                 "AutoModelForCausalLM": "modeling_internlm_xcomposer2.InternLMXComposer2ForCausalLM"}
-    code = ["configuration_internlm_xcomposer2.py", "modeling_internlm_xcomposer2.py", "configuration_internlm2.py",
-            "modeling_internlm2.py"]
+    code = ["configuration_internlm_xcomposer2.py", "modeling_internlm_xcomposer2.py", *INTERNLM2_CODE]
     return _write(out_dir, model, tokenizer, code, auto_map)
