@@ -234,6 +234,12 @@ def _from_legacy(past):
     return cache
 
 
+def _output_cache_field(outputs) -> str | None:
+    """The output's KV-cache field: ``cache`` since transformers 5.24, ``past_key_values`` before."""
+    fields = getattr(outputs, "__dataclass_fields__", {})
+    return next((name for name in ("cache", "past_key_values") if name in fields), None)
+
+
 def _detect_tuple_cache(ctx: CompatContext) -> list:
     return [
         cls
@@ -268,8 +274,9 @@ def fix_legacy_tuple_kv_cache(ctx: CompatContext, cls: type) -> None:
             if given is not None:
                 bound.arguments["past_key_values"] = _to_legacy(given)
             outputs = original(*bound.args, **bound.kwargs)
-            if getattr(outputs, "past_key_values", None) is not None:
-                outputs.past_key_values = _from_legacy(outputs.past_key_values)
+            field = _output_cache_field(outputs)
+            if field and getattr(outputs, field) is not None:
+                setattr(outputs, field, _from_legacy(getattr(outputs, field)))
             return outputs
 
         return forward
@@ -311,6 +318,50 @@ def fix_generation_position_ids(ctx: CompatContext, cls: type) -> None:
     wrap_method(cls, "prepare_inputs_for_generation", "generation_position_ids", prepare_wrapper)
 
 
+# ------------------------------------------------------------------------------ generate's renamed cache argument
+
+
+def _generate_passes_cache() -> bool:
+    """True when this transformers' ``generate`` hands the KV cache over as ``cache=`` (>= 5.24)."""
+    from transformers import GenerationMixin
+
+    return "cache" in inspect.signature(GenerationMixin.prepare_inputs_for_generation).parameters
+
+
+def _detect_renamed_cache_argument(ctx: CompatContext) -> list:
+    if not _generate_passes_cache():
+        return []
+    found = []
+    for cls in ctx.classes():
+        prepare = vars(cls).get("prepare_inputs_for_generation")
+        if prepare is None or is_patched(prepare, "renamed_cache_argument"):
+            continue
+        parameters = inspect.signature(prepare).parameters
+        if "past_key_values" in parameters and "cache" not in parameters:
+            found.append(cls)
+    return found
+
+
+def fix_renamed_cache_argument(ctx: CompatContext, cls: type) -> None:
+    """``generate`` passes the KV cache as ``cache=``; the remote code reads ``past_key_values`` (>= 5.24).
+
+    The cache lands in the remote ``**kwargs`` and is never used: no error, but every decoding step
+    re-runs the whole sequence (quadratic time, and positions past the rotary table on long answers).
+    Hand ``cache`` over as ``past_key_values``; the returned inputs keep the remote names, which the
+    remote ``forward`` reads, and its ``past_key_values=`` output is stored as ``cache`` by transformers."""
+
+    def prepare_wrapper(original):
+        def prepare_inputs_for_generation(self, input_ids, *args, cache=None, **kwargs):
+            if cache is not None and kwargs.get("past_key_values") is None:
+                kwargs["past_key_values"] = cache
+            kwargs.pop("next_sequence_length", None)  # the remote code slices by the cache length itself
+            return original(self, input_ids, *args, **kwargs)
+
+        return prepare_inputs_for_generation
+
+    wrap_method(cls, "prepare_inputs_for_generation", "renamed_cache_argument", prepare_wrapper)
+
+
 LM_FIXES = [
     Fix("removed_attn_mask_utils", "files", "transformers>=5.2x (module removed)", _detect_removed_attn_mask_utils,
         fix_removed_attn_mask_utils),
@@ -319,5 +370,7 @@ LM_FIXES = [
     Fix("missing_post_init", "class", "transformers>=5.0", _detect_missing_post_init, fix_missing_post_init),
     Fix("legacy_tuple_kv_cache", "class", "transformers>=4.56", _detect_tuple_cache, fix_legacy_tuple_kv_cache),
     Fix("generation_position_ids", "class", "transformers>=4.56", _detect_unsliced_position_ids, fix_generation_position_ids),
+    # After the two above: its wrapper is the outermost, so they see the cache under its old name.
+    Fix("renamed_cache_argument", "class", "transformers>=5.24", _detect_renamed_cache_argument, fix_renamed_cache_argument),
     Fix("rotary_buffers_after_meta_init", "model", "transformers>=5.0", _detect_rotary_garbage, fix_rotary_buffers_after_meta_init),
 ]

@@ -31,11 +31,13 @@ from finetune.models.compat import (
     apply_fixes,
     load_remote_model,
 )
-from finetune.models.compat.fixes_lm import _attn_mask_utils_missing
+from finetune.models.compat.fixes_lm import _attn_mask_utils_missing, _generate_passes_cache
 
 # The stand-in imports transformers.modeling_attn_mask_utils like the real InternLM2 code; transformers
 # releases without that module need the shim fix, older ones do not.
 MASK_UTILS_FIX = ["removed_attn_mask_utils"] if _attn_mask_utils_missing() else []
+# Likewise for generate's `cache=` argument (transformers >= 5.24) vs the remote `past_key_values`.
+CACHE_RENAME_FIX = ["renamed_cache_argument"] if _generate_passes_cache() else []
 
 
 def load(standins, kind, tmp_path, exclude=(), **kwargs):
@@ -68,7 +70,7 @@ def assert_trains_and_generates(model, ids):
 
 
 def test_every_fix_has_a_name_versions_and_a_docstring():
-    assert len(set(FIX_NAMES)) == len(FIXES) == 15
+    assert len(set(FIX_NAMES)) == len(FIXES) == 16
     for fix in FIXES:
         assert fix.affects and fix.apply.__doc__ and len(fix.summary) < 160, fix.name
 
@@ -78,7 +80,7 @@ def test_internlm2_loads_trains_generates_with_files_untouched(standins, tmp_pat
     with caplog.at_level(logging.INFO, logger="finetune.models.compat"):
         model, fixes = load(standins, "internlm2", tmp_path, auto_class="AutoModelForCausalLM")
     assert fixes == [*MASK_UTILS_FIX, "tied_weights_keys_list", "missing_generation_mixin", "legacy_tuple_kv_cache",
-                     "generation_position_ids", "rotary_buffers_after_meta_init"]
+                     "generation_position_ids", *CACHE_RENAME_FIX, "rotary_buffers_after_meta_init"]
     assert all(f"compat fix {name}" in caplog.text for name in fixes)
     assert_trains_and_generates(model, prompt_ids())
     copy = next(p for p in tmp_path.iterdir() if p.name.startswith("internlm2_"))
@@ -119,6 +121,33 @@ def test_legacy_tuple_kv_cache(standins, tmp_path):
     broken, _ = load(standins, "internlm2", tmp_path, exclude=["legacy_tuple_kv_cache"])
     with pytest.raises(TypeError, match="'DynamicCache' object is not subscriptable"):
         broken.generate(prompt_ids(), max_new_tokens=3, do_sample=False)
+
+
+def forward_lengths(model):
+    """Sequence length of every forward call (input_ids or inputs_embeds), recorded by a pre-hook."""
+    lengths = []
+
+    def record(module, args, kwargs):
+        given = kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs.get("inputs_embeds")
+        lengths.append(given.shape[1])
+
+    model.register_forward_pre_hook(record, with_kwargs=True)
+    return lengths
+
+
+@pytest.mark.skipif(not _generate_passes_cache(), reason="this transformers passes the cache as past_key_values")
+def test_renamed_cache_argument(standins, tmp_path):
+    ids = prompt_ids()
+    broken, _ = load(standins, "internlm2", tmp_path, exclude=["renamed_cache_argument"])
+    model, fixes = load(standins, "internlm2", tmp_path)
+    assert "renamed_cache_argument" in fixes
+    broken_lengths, lengths = forward_lengths(broken), forward_lengths(model)
+    kwargs = {"attention_mask": torch.ones_like(ids), "max_new_tokens": 4, "do_sample": False}
+    # Same tokens either way: without the fix the cache is silently dropped and every step re-runs everything.
+    assert torch.equal(broken.generate(ids, **kwargs), model.generate(ids, **kwargs))
+    assert broken_lengths == [12, 13, 14, 15]
+    assert lengths == [12, 1, 1, 1]
+    assert torch.equal(model.generate(ids, **kwargs)[:, 12:], greedy_uncached(model, ids, 4))
 
 
 def test_generation_position_ids(standins, tmp_path):
@@ -299,8 +328,8 @@ def test_fixes_apply_only_where_their_precondition_is(standins, tmp_path):
             super().__init__(config)
             self.post_init()
 
-        def prepare_inputs_for_generation(self, input_ids, past_key_values=None, **kwargs):
-            return {"input_ids": input_ids, "past_key_values": past_key_values}
+        def prepare_inputs_for_generation(self, input_ids, cache=None, past_key_values=None, **kwargs):
+            return {"input_ids": input_ids, "cache": cache if cache is not None else past_key_values}
 
     CleanLM.__module__ = module.__name__
     module.CleanLM = CleanLM
