@@ -1,7 +1,9 @@
 """Training throughput: geotune's loop vs a plain HF Trainer baseline, same tiny model, same pool.
 
-geotune: ``GeoTrainer`` (length-grouped sampler over precomputed lengths) + ``DataCollatorForVLM``.
-baseline: ``transformers.Trainer`` as it comes (random order) + pad-to-longest (the same collator).
+geotune: ``GeoTrainer`` (length-grouped sampler over precomputed lengths, logits at labelled positions
+only) + ``DataCollatorForVLM``.
+baseline: ``transformers.Trainer`` as it comes (random order, logits everywhere) + pad-to-longest (the
+same collator). The ``geotune-all-logits`` row switches ``train.supervised_logits`` off: the sampler alone.
 Both train the tiny InternVL with LoRA on the SynthRS instruction pool, same samples, same steps;
 tokens/s counts real (non-pad) tokens. Runs alternate; medians over repeats; ratio in the same run.
 
@@ -56,9 +58,8 @@ train: {{max_steps: {steps}, per_device_batch_size: {batch}, report_to: [none], 
     return path
 
 
-def run_once(recipe_path: Path, work: Path, grouped: bool, seed: int, workers: int = 0) -> dict:
-    cfg = load_recipe(str(recipe_path), [f"run_dir={work / 'run'}", f"seed={seed}", "train.resume=false",
-                                         f"train.num_workers={workers}"])
+def run_once(recipe_path: Path, work: Path, grouped: bool, seed: int, overrides: tuple = ()) -> dict:
+    cfg = load_recipe(str(recipe_path), [f"run_dir={work / 'run'}", f"seed={seed}", "train.resume=false", *overrides])
     trainer = build_trainer(cfg)
     counter = TokenCounter(trainer.model)
     if not grouped:  # the plain HF Trainer on the same model, dataset and pad-to-longest collator
@@ -89,22 +90,23 @@ def main() -> None:
 
     write_synthrs(work / "synthrs", seed=0, size="small")
     path = recipe(work, args.steps, args.batch, args.max_patches)
-    loops = [("hf_baseline", False, 0), ("geotune", True, 0)]
+    loops = [("hf_baseline", False, ()), ("geotune", True, ()),
+             ("geotune-all-logits", True, ("train.supervised_logits=false",))]
     if args.workers:
-        loops.append((f"geotune+{args.workers}w", True, args.workers))
+        loops.append((f"geotune+{args.workers}w", True, (f"train.num_workers={args.workers}",)))
     results = {name: [] for name, _, _ in loops}
     for r in range(args.repeats):
-        for name, grouped, workers in loops:
-            results[name].append(run_once(path, work, grouped, seed=r, workers=workers))
+        for name, grouped, overrides in loops:
+            results[name].append(run_once(path, work, grouped, seed=r, overrides=overrides))
     print(f"\ntiny InternVL (LoRA), SynthRS instruct pool, {args.steps} steps x batch {args.batch}, "
           f"max_dynamic_patch {args.max_patches}, median of {args.repeats}")
-    print(f"{'loop':<14} {'tokens/s':>10} {'padding':>8} {'seconds':>8} {'vs baseline':>12}")
+    print(f"{'loop':<18} {'tokens/s':>10} {'padding':>8} {'seconds':>8} {'vs baseline':>12}")
     med = {}
     for name, runs in results.items():
         med[name] = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
         m = med[name]
         ratio = m["tokens_per_s"] / med["hf_baseline"]["tokens_per_s"]
-        print(f"{name:<14} {m['tokens_per_s']:>10.0f} {m['padding']:>8.1%} {m['seconds']:>8.2f} {ratio:>11.2f}x")
+        print(f"{name:<18} {m['tokens_per_s']:>10.0f} {m['padding']:>8.1%} {m['seconds']:>8.2f} {ratio:>11.2f}x")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,8 @@ class TrainConfig:
     gradient_checkpointing: bool = _help("Trade compute for activation memory.", False)
     bf16: bool = _help("bf16 mixed precision (GPU only; ignored on CPU).", False)
     group_by_length: bool = _help("Length-grouped sampler to cut padding.", True)
+    supervised_logits: bool = _help("LM head and loss only at labelled positions (models taking a boolean "
+                                    "logits_to_keep); the same loss in less time and memory.", True)
     too_long: str = _help("Samples over max_length: truncate (text only; image spans are never cut) | drop. Counted.", "truncate")
     num_workers: int = _help("DataLoader worker processes (image decoding and tiling).", 0)
     deepspeed: Optional[str] = _help("DeepSpeed JSON config (recipes/deepspeed/*.json).", None)

@@ -92,7 +92,10 @@ def prepare_model(adapter, model, train_cfg):
 
     if train_cfg.gradient_checkpointing:
         # Non-reentrant checkpointing works with frozen inputs (LoRA) without enable_input_require_grads.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.24's name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model.config, "use_cache"):
             model.config.use_cache = False
     if train_cfg.mode == "lora":
@@ -117,7 +120,8 @@ def _summed(trainer, values: list[int]) -> list[int]:
 def summarize(trainer, seconds: float, resumed_from: str | None) -> dict:
     """What ``train_summary.json`` holds: time, samples, steps, tokens, padding, loss, what was skipped."""
     data, records, dataset = (trainer.experiment[k] for k in ("data", "records", "dataset"))
-    tokens, slots, samples = _summed(trainer, [trainer.token_counts[k] for k in ("tokens", "slots", "samples")])
+    tokens, slots, samples, labelled = _summed(
+        trainer, [trainer.token_counts[k] for k in ("tokens", "slots", "samples", "labelled")])
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     from finetune.lora import trainable_summary
 
@@ -128,6 +132,9 @@ def summarize(trainer, seconds: float, resumed_from: str | None) -> dict:
         "tokens": tokens,
         "padded_slots": slots,
         "padding_share": round(1 - tokens / slots, 4) if slots else 0.0,
+        # what `geotune plan --labelled-share` wants: with supervised_logits only these tokens get logits
+        "labelled_share": round(labelled / tokens, 4) if tokens else 0.0,
+        "supervised_logits": trainer.supervised_logits,
         "tokens_per_second": round(tokens / seconds, 2) if seconds else 0.0,
         "final_loss": losses[-1] if losses else None,
         "losses": losses,
@@ -179,7 +186,8 @@ def build_trainer(cfg, data=None):
         raise ValueError(f"no training samples left (skipped: {dict(dataset.skipped)}); check data.datasets")
     model = prepare_model(adapter, model, cfg.train)
     trainer = GeoTrainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorForVLM(_pad_id(processor)),
-                         processing_class=processor, adapter=adapter, length_grouped=bool(cfg.train.group_by_length))
+                         processing_class=processor, adapter=adapter, length_grouped=bool(cfg.train.group_by_length),
+                         supervised_logits=bool(cfg.train.supervised_logits))
     trainer.experiment = {"data": data, "records": records, "dataset": dataset}
     return trainer
 

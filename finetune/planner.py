@@ -57,6 +57,9 @@ class Setup:
     gradient_checkpointing: bool = False
     lora_dropout: bool = True
     device: str = "cuda"
+    # Share of positions whose logits are computed: 1.0 without ``train.supervised_logits``; with it, the
+    # share of tokens that carry labels (the run summary's ``labelled_share``). 1.0 is the worst case.
+    labelled_share: float = 1.0
 
     @property
     def image_tokens(self) -> int:
@@ -165,7 +168,7 @@ def activations(s: Setup) -> dict[str, float]:
     else:
         vit = vit_layer  # a frozen tower keeps nothing; one layer's working set is transient
     fp32_copies = LOGIT_FP32_COPIES - (1 if a == 4 else 0)  # in fp32 the upcast is the logits themselves
-    logits = tokens * spec.llm.vocab * (a + 4 * fp32_copies)
+    logits = tokens * s.labelled_share * spec.llm.vocab * (a + 4 * fp32_copies)
     return {"activations_llm": llm, "recomputed_layer": recomputed, "activations_vision": vit, "logits_loss": logits}
 
 
@@ -293,8 +296,10 @@ def read_deepspeed(path: str | None) -> dict:
     raise RecipeError(f"train.deepspeed: '{path}' not found (relative paths are tried from here and the repo root)")
 
 
-def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None) -> tuple[Setup, dict]:
-    """The planner's ``Setup`` and the DeepSpeed JSON of a loaded recipe."""
+def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None,
+                      labelled_share: float | None = None) -> tuple[Setup, dict]:
+    """The planner's ``Setup`` and the DeepSpeed JSON of a loaded recipe (``labelled_share`` counts only
+    with ``train.supervised_logits``; without it every position gets logits)."""
     from finetune.lora import LLM_TARGETS
 
     spec = resolve_spec(cfg.model)
@@ -317,12 +322,16 @@ def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None) -> tuple[S
         grad_accum=int(train.grad_accum),
         seq=int(seq_len or train.max_length), tiles=tiles,
         gradient_checkpointing=bool(train.gradient_checkpointing), lora_dropout=float(train.lora.dropout) > 0,
+        labelled_share=float(labelled_share) if train.supervised_logits and labelled_share is not None else 1.0,
     )
+    if not 0 < setup.labelled_share <= 1:
+        raise RecipeError(f"--labelled-share must be in (0, 1], got {labelled_share}")
     return setup, ds
 
 
-def plan_recipe(cfg, gpus: int = 2, gpu_gib: float = 24.0, seq_len: int | None = None) -> Plan:
-    setup, ds = setup_from_recipe(cfg, gpus, seq_len)
+def plan_recipe(cfg, gpus: int = 2, gpu_gib: float = 24.0, seq_len: int | None = None,
+                labelled_share: float | None = None) -> Plan:
+    setup, ds = setup_from_recipe(cfg, gpus, seq_len, labelled_share)
     try:
         plan = estimate(setup, gpu_gib, ds)
     except ValueError as err:  # LoRA targets that are not layers of this model
@@ -330,6 +339,9 @@ def plan_recipe(cfg, gpus: int = 2, gpu_gib: float = 24.0, seq_len: int | None =
     if not seq_len and plan.verdict != "fits":
         plan.notes.append(f"planned for {setup.seq}-token samples (train.max_length, the worst case); "
                           "--seq-len N plans for your longest sample")
+    if cfg.train.supervised_logits and labelled_share is None:
+        plan.notes.append("logits counted at every position (worst case); train.supervised_logits computes them "
+                          "only where labels are: --labelled-share S plans with the run summary's labelled_share")
     if setup.offload_optimizer:
         plan.notes.append(f"ZeRO offload needs about {host_ram_gib(setup):.0f} GiB of host RAM (DeepSpeed's estimate)")
     if not setup.gradient_checkpointing and setup.spec.llm.layers > 4:
@@ -361,13 +373,15 @@ def candidate_changes(cfg, setup: Setup) -> list[list[str]]:
     return changes
 
 
-def suggestions(cfg, plan: Plan, gpus: int, gpu_gib: float) -> list[tuple[str, float, str]]:
-    """``(overrides, total GiB, verdict)`` for each candidate change that lowers the estimate."""
+def suggestions(cfg, plan: Plan, gpus: int, gpu_gib: float, seq_len: int | None = None,
+                labelled_share: float | None = None) -> list[tuple[str, float, str]]:
+    """``(overrides, total GiB, verdict)`` for each candidate change that lowers the estimate (planned with
+    the same ``seq_len`` / ``labelled_share`` as ``plan``)."""
     from omegaconf import OmegaConf
 
     out = []
     for change in candidate_changes(cfg, plan.setup):
-        other = plan_recipe(OmegaConf.merge(cfg, OmegaConf.from_dotlist(change)), gpus, gpu_gib)
+        other = plan_recipe(OmegaConf.merge(cfg, OmegaConf.from_dotlist(change)), gpus, gpu_gib, seq_len, labelled_share)
         if other.total < plan.total:
             out.append((" ".join(change), other.total / GIB, other.verdict))
     return out
@@ -389,7 +403,8 @@ def describe(plan: Plan) -> dict[str, str]:
         + (" (checkpointed)" if s.gradient_checkpointing else ""),
         "activations_vision": f"{s.tiles} tile(s) x {s.spec.vision.positions} ViT tokens",
         "recomputed_layer": "one layer's activations, recomputed in backward",
-        "logits_loss": f"{s.batch}x{s.seq} tokens x {s.spec.llm.vocab} vocab, fp32 loss",
+        "logits_loss": f"{s.batch}x{s.seq} tokens" + (f" x {s.labelled_share:.0%} labelled" if s.labelled_share < 1 else "")
+        + f" x {s.spec.llm.vocab} vocab, fp32 loss",
         "not_alive_together": "freed before the others peak (see docs/planner.md)",
         "deepspeed_buffers": "ZeRO reduce / gather buckets",
         "cuda_context_nccl": "per process",
@@ -434,6 +449,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-mem", type=float, default=24.0, help="GiB per GPU")
     parser.add_argument("--seq-len", type=int, default=None,
                         help="plan for this many tokens per sample (default: train.max_length, the worst case)")
+    parser.add_argument("--labelled-share", type=float, default=None,
+                        help="share of tokens that carry labels (run summary: labelled_share); with "
+                             "train.supervised_logits only those get logits (default: every token, the worst case)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -441,8 +459,9 @@ def run(args: argparse.Namespace) -> int:
     from geotune.config import recipe_from_args
 
     cfg = recipe_from_args(args)
-    plan = plan_recipe(cfg, args.gpus, args.gpu_mem, args.seq_len)
-    tips = suggestions(cfg, plan, args.gpus, args.gpu_mem) if plan.verdict != "fits" else []
+    plan = plan_recipe(cfg, args.gpus, args.gpu_mem, args.seq_len, args.labelled_share)
+    tips = (suggestions(cfg, plan, args.gpus, args.gpu_mem, args.seq_len, args.labelled_share)
+            if plan.verdict != "fits" else [])
     if args.json:
         out = plan.to_json() | {"recipe": cfg.name, "suggestions": [
             {"overrides": c, "total_gib": round(g, 3), "verdict": v} for c, g, v in tips]}
@@ -457,7 +476,7 @@ class _NoHandle:
         pass
 
 
-def measure_step_memory(model, batch: dict, optimizer) -> dict[str, int]:
+def measure_step_memory(model, batch: dict, optimizer, loss_fn=None) -> dict[str, int]:
     """Peak bytes by category of one training step (forward, backward, optimizer step), measured with
     torch's ``MemTracker`` (tensor-level accounting, any device). A first untracked step creates the
     Adam states, so the tracked one is the steady state every later step repeats.
@@ -469,7 +488,7 @@ def measure_step_memory(model, batch: dict, optimizer) -> dict[str, int]:
     from torch.distributed._tools.mem_tracker import MemTracker
 
     def step():
-        model(**batch).loss.backward()
+        (loss_fn(model, batch) if loss_fn else model(**batch).loss).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from transformers import Trainer
 
+from finetune.loss import next_token_labelled, supervised_logits_loss, takes_boolean_logits_to_keep
+from finetune.models.adapters.supervision import IGNORE_INDEX
 from finetune.sampler import LengthGroupedSampler
 
 
@@ -15,18 +17,26 @@ class GeoTrainer(Trainer):
       would encode every sample, images included, to measure it).
     - ``compute_loss``: counts real vs padded tokens (throughput and padding share in the summary),
       and calls the adapter's ``forward_for_training`` when the family needs its own forward
-      (XComposer2 builds image embeddings and ``im_mask`` itself).
+      (XComposer2 builds image embeddings and ``im_mask`` itself); otherwise, with
+      ``supervised_logits``, asks the model for logits at labelled positions only and scores them with
+      ``finetune.loss.supervised_logits_loss`` (HF's ``compute_loss_func`` hook: same loss, same
+      gradient-accumulation and multi-device scaling as the model's own).
     """
 
-    def __init__(self, *args, adapter=None, length_grouped: bool = True, **kwargs):
+    def __init__(self, *args, adapter=None, length_grouped: bool = True, supervised_logits: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.adapter = adapter
         self.length_grouped = length_grouped
-        self.token_counts = {"tokens": 0, "slots": 0, "samples": 0}
-        if getattr(adapter, "forward_for_training", None) is not None:
+        self.token_counts = {"tokens": 0, "slots": 0, "samples": 0, "labelled": 0}
+        own_forward = getattr(adapter, "forward_for_training", None) is not None
+        if own_forward:
             # Our forward returns a mean loss; HF would skip its grad-accum division for a model whose
             # forward takes **kwargs (it assumes a sum normalised by num_items_in_batch).
             self.model_accepts_loss_kwargs = False
+        self.supervised_logits = (supervised_logits and not own_forward and self.compute_loss_func is None
+                                  and self.label_smoother is None and takes_boolean_logits_to_keep(self.model))
+        if self.supervised_logits:
+            self.compute_loss_func = supervised_logits_loss
 
     def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -42,8 +52,12 @@ class GeoTrainer(Trainer):
             self.token_counts["tokens"] += int(mask.sum())
             self.token_counts["slots"] += mask.numel()
             self.token_counts["samples"] += mask.shape[0]
+            if "labels" in inputs:
+                self.token_counts["labelled"] += int((inputs["labels"] != IGNORE_INDEX).sum())
         forward = getattr(self.adapter, "forward_for_training", None)
         if forward is None:
+            if self.supervised_logits and model.training and "labels" in inputs:
+                inputs = {**inputs, "logits_to_keep": next_token_labelled(inputs["labels"])}
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         outputs = forward(model, inputs)
         return (outputs.loss, outputs) if return_outputs else outputs.loss

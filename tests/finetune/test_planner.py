@@ -25,6 +25,7 @@ from finetune.planner_data import (
     lookup_model,
     spec_from_config,
 )
+from finetune.loss import supervised_loss
 from geotune.cli import main
 from geotune.config import RECIPES_DIR, RecipeError, load_recipe
 
@@ -136,7 +137,7 @@ def test_model_states_equal_deepspeed_estimators(stage, offload_opt, offload_par
     assert ours == pytest.approx(theirs, rel=1e-9)
 
 
-def _small_step(tiny_internvl, mode, checkpointing, seq):
+def _small_step(tiny_internvl, mode, checkpointing, seq, labelled_share=1.0):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
@@ -154,13 +155,16 @@ def _small_step(tiny_internvl, mode, checkpointing, seq):
     ids = torch.randint(0, 500, (1, seq), generator=torch.Generator().manual_seed(0))
     ids[ids == cfg.image_token_id] = 100
     ids[:, 1:17] = cfg.image_token_id
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone(),
+    labels = ids.clone()
+    labels[:, : seq - round(seq * labelled_share)] = -100  # the answer: the last labelled_share of the tokens
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels,
              "pixel_values": torch.randn(1, 3, 64, 64)}
     params = [p for p in model.parameters() if p.requires_grad]
-    measured = measure_step_memory(model, batch, torch.optim.AdamW(params, lr=1e-4, fused=True))
+    measured = measure_step_memory(model, batch, torch.optim.AdamW(params, lr=1e-4, fused=True),
+                                   loss_fn=supervised_loss if labelled_share < 1 else None)
     setup = Setup(spec=spec_from_config(tiny_internvl), mode=mode, lora_r=8, lora_targets=targets,
                   train_projector=mode == "full", zero_stage=0, gpus=1, weight_bytes=4, batch=1, seq=seq,
-                  gradient_checkpointing=checkpointing, device="cpu")
+                  gradient_checkpointing=checkpointing, device="cpu", labelled_share=labelled_share)
     return measured, estimate(setup)
 
 
@@ -169,6 +173,16 @@ def _small_step(tiny_internvl, mode, checkpointing, seq):
 def test_estimate_within_stated_error_of_measured_peak(tiny_internvl, mode, checkpointing):
     measured, plan = _small_step(tiny_internvl, mode, checkpointing, seq=256)
     assert plan.components["weights"] == measured["params"]  # exact: parameters are known to the byte
+    assert abs(plan.total / measured["total"] - 1) <= STATED_ERROR
+
+
+def test_supervised_logits_estimate_within_stated_error_and_lower(tiny_internvl):
+    """Logits at the labelled 10% of positions only (train.supervised_logits): the planner's logits
+    component shrinks with --labelled-share, and the total still matches the measured peak."""
+    measured, plan = _small_step(tiny_internvl, "lora", False, seq=256, labelled_share=0.1)
+    all_measured, all_plan = _small_step(tiny_internvl, "lora", False, seq=256)
+    assert plan.components["logits_loss"] == pytest.approx(0.1 * all_plan.components["logits_loss"], rel=0.02)
+    assert measured["total"] < all_measured["total"]
     assert abs(plan.total / measured["total"] - 1) <= STATED_ERROR
 
 
@@ -230,6 +244,21 @@ def test_cli_json_and_suggestions(capsys):
     assert any("zero3_offload" in s["overrides"] and s["verdict"] == "fits" for s in out["suggestions"])
     assert main(["plan", "recipe=rs_mix"]) == 0
     assert "verdict for 2 x 24 GB: fits" in capsys.readouterr().out
+
+
+def test_cli_labelled_share_shrinks_only_the_logits(capsys):
+    def plan(*args):
+        assert main(["plan", "recipe=rs_third", *args, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    worst, answers = plan(), plan("--labelled-share", "0.05")
+    assert any("--labelled-share" in note for note in worst["notes"])
+    assert answers["per_gpu_gib"]["logits_loss"] == pytest.approx(0.05 * worst["per_gpu_gib"]["logits_loss"], abs=0.01)
+    assert answers["per_gpu_gib"]["weights"] == worst["per_gpu_gib"]["weights"]
+    off = plan("train.supervised_logits=false", "--labelled-share", "0.05")  # every position gets logits then
+    assert off["per_gpu_gib"]["logits_loss"] == worst["per_gpu_gib"]["logits_loss"]
+    with pytest.raises(RecipeError, match="labelled-share"):
+        plan_recipe(load_recipe("rs_third"), labelled_share=1.5)
 
 
 def test_unknown_model_without_config_names_the_key():

@@ -23,6 +23,7 @@ def test_train_py_runs_a_recipe_with_a_manifest(colour_recipe, colour_data, tmp_
     assert summary["records_in_pool"] == 12 and summary["records_selected"] == summary["samples_kept"] == 6
     assert summary["steps"] == 3 and summary["samples_seen"] == 6 and summary["tokens"] > 0
     assert 0 <= summary["padding_share"] < 1 and summary["final_loss"] == summary["losses"][-1]
+    assert 0 < summary["labelled_share"] < 1 and summary["supervised_logits"] is True
     assert summary["skipped"] == {"data": {}, "encode": {}} and summary["truncated"] == 0
     assert (run_dir / "final" / "adapter_model.safetensors").exists()
     assert (run_dir / "final" / "processor_config.json").exists() and (run_dir / "config.yaml").exists()
