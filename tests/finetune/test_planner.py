@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from finetune.loss import supervised_loss
 from finetune.planner import (
     Setup,
     estimate,
@@ -25,7 +26,6 @@ from finetune.planner_data import (
     lookup_model,
     spec_from_config,
 )
-from finetune.loss import supervised_loss
 from geotune.cli import main
 from geotune.config import RECIPES_DIR, RecipeError, load_recipe
 
