@@ -81,5 +81,8 @@ def test_training_losses_match_the_full_logits_run(tiny_internvl, colour_data, t
         assert trainer.supervised_logits is on
         trainer.train()
         runs[on] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        # GeoTrainer counts the parameters once for the FLOP total; HF's figure: 6 x input slots x params
+        params = trainer.model.num_parameters(exclude_embeddings=True)
+        assert trainer.state.total_flos == 6 * trainer.token_counts["slots"] * params
     assert len(runs[True]) == 4
     assert runs[True] == pytest.approx(runs[False], rel=1e-4)
