@@ -19,8 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from finetune.planner import GIB, Setup, estimate, measure_step_memory  # noqa: E402
+from finetune.planner import GIB, Setup, estimate  # noqa: E402
 from finetune.planner_data import spec_from_dict  # noqa: E402
+from finetune.step_memory import measure_step_memory  # noqa: E402
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

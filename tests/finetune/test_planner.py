@@ -11,7 +11,6 @@ from finetune.planner import (
     estimate,
     largest_module_params,
     lora_params,
-    measure_step_memory,
     model_states,
     plan_recipe,
 )
@@ -26,6 +25,7 @@ from finetune.planner_data import (
     lookup_model,
     spec_from_config,
 )
+from finetune.step_memory import measure_step_memory
 from geotune.cli import main
 from geotune.config import RECIPES_DIR, RecipeError, load_recipe
 

@@ -1,0 +1,40 @@
+"""Measured memory of one training step, by the planner's categories (its calibration and tests)."""
+
+from __future__ import annotations
+
+
+class _NoHandle:
+    def remove(self) -> None:
+        pass
+
+
+def measure_step_memory(model, batch: dict, optimizer, loss_fn=None) -> dict[str, int]:
+    """Peak bytes by category of one training step (forward, backward, optimizer step), measured with
+    torch's ``MemTracker`` (tensor-level accounting, any device). A first untracked step creates the
+    Adam states, so the tracked one is the steady state every later step repeats.
+
+    Returns:
+        ``{"params", "buffers", "grads", "optimizer", "activations", "total"}`` at the step's peak; ``activations``
+        includes autograd temporaries.
+    """
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    def step():
+        (loss_fn(model, batch) if loss_fn else model(**batch).loss).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    tracker = MemTracker()
+    tracker.track_external(model, optimizer)
+    # MemTracker registers a gradient hook on every parameter, which torch refuses for frozen ones (LoRA):
+    # mark those as hooked already, with handles that remove nothing.
+    for param in model.parameters():
+        if not param.requires_grad:
+            tracker._param_to_grad_hook_handles[param] = (_NoHandle(), _NoHandle())
+    with tracker:
+        step()
+    (peak,) = tracker.get_tracker_snapshot("peak").values()
+    by = {str(k.value if hasattr(k, "value") else k): v for k, v in peak.items()}
+    return {"params": by["Parameter"], "buffers": by["Buffer"], "grads": by["Gradient"], "optimizer": by["Optstate"],
+            "activations": by["Activation"] + by["Temp"] + by["Other"], "total": by["Total"]}
