@@ -45,13 +45,16 @@ class LengthGroupedSampler(torch.utils.data.Sampler[int]):
             chunk = order[start : start + mega]
             chunk = chunk[torch.argsort(self.lengths[chunk], descending=True, stable=True)].tolist()
             groups += [chunk[i : i + self.group_size] for i in range(0, len(chunk), self.group_size)]
+        # Batches are cut from the flat order every `group_size` indices: a short group anywhere but last
+        # would shift every later cut off its group (a tenth of the slots padding instead of 1%).
+        short = [groups.pop()] if groups and len(groups[-1]) < self.group_size else []
         if len(groups) > 1:
             # The longest group first: an out-of-memory shows at step 1, not hours in.
             longest = max(range(len(groups)), key=lambda g: self.lengths[groups[g][0]])
             groups.insert(0, groups.pop(longest))
             rest = torch.randperm(len(groups) - 1, generator=generator).tolist()
             groups = [groups[0]] + [groups[1 + i] for i in rest]
-        return groups
+        return groups + short
 
     def __iter__(self) -> Iterator[int]:
         for group in self.groups():

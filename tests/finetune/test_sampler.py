@@ -28,3 +28,18 @@ def test_groups_cut_padding():
     shuffled = [order[i : i + 8] for i in range(0, 400, 8)]
     assert padding_share(lengths, grouped) < 0.05 < 0.3 < padding_share(lengths, shuffled)
     assert padding_share([2, 4], [[0, 1]]) == 0.25
+
+
+def test_batches_cut_from_the_flat_order_stay_inside_groups():
+    """The DataLoader cuts batches every `group_size` indices of the flat order: the short group (pool size
+    not a multiple of it) must come last, or every later batch straddles two groups."""
+    rng = random.Random(1)
+    lengths = [rng.randint(50, 170) for _ in range(1500)]  # 1500 = 187 x 8 + 4
+    for seed in range(5):
+        sampler = LengthGroupedSampler(lengths, group_size=8, seed=seed)
+        groups = sampler.groups()
+        order = list(sampler)
+        batches = [order[i : i + 8] for i in range(0, len(order), 8)]
+        assert [sorted(b) for b in batches] == [sorted(g) for g in groups]
+        assert len(groups[-1]) == 4 and all(len(g) == 8 for g in groups[:-1])
+        assert padding_share(lengths, batches) < 0.02
