@@ -1,11 +1,12 @@
-"""Training throughput: geotune's loop vs a plain HF Trainer baseline, same tiny model, same pool.
+"""Training throughput: geotune's loop vs a plain HF Trainer baseline, same model, same pool.
 
 geotune: ``GeoTrainer`` (length-grouped sampler over precomputed lengths, logits at labelled positions
 only) + ``DataCollatorForVLM``.
 baseline: ``transformers.Trainer`` as it comes (random order, logits everywhere) + pad-to-longest (the
 same collator). The ``geotune-all-logits`` row switches ``train.supervised_logits`` off: the sampler alone.
-Both train the tiny InternVL with LoRA on the SynthRS instruction pool, same samples, same steps;
-tokens/s counts real (non-pad) tokens. Runs alternate; medians over repeats; ratio in the same run.
+Both train a tiny InternVL (``--model tiny|small``) with LoRA on the SynthRS instruction pool, same
+samples, same steps; tokens/s counts real (non-pad) tokens. Runs alternate; medians over repeats;
+ratio in the same run.
 
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/train_throughput.py --steps 40 --repeats 3
 
@@ -42,10 +43,20 @@ class TokenCounter:
             self.slots += mask.numel()
 
 
-def recipe(work: Path, steps: int, batch: int, max_patches: int):
+# Text models of the InternVL built for the benchmark (vision tower and tokenizer as in the tests).
+TEXT_MODELS = {
+    "tiny": None,
+    # LM head : decoder FLOPs about 1 : 3, as in the Qwen2-0.5B of Mini-InternVL-1B / InternVL2-1B (the
+    # embedding rows past the tokenizer's 600 are never input, as in checkpoints with padded vocabularies)
+    "small": dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=8,
+                  num_key_value_heads=2, tie_word_embeddings=False, vocab_size=4096),
+}
+
+
+def recipe(work: Path, model_dir: Path, steps: int, batch: int, max_patches: int):
     pool = work / "synthrs" / "instruct"
     text = f"""
-model: {{path: {work / 'tiny'}, adapter: internvl_hf, max_dynamic_patch: {max_patches}}}
+model: {{path: {model_dir}, adapter: internvl_hf, max_dynamic_patch: {max_patches}}}
 data:
   datasets:
     - {{name: instruct, path: {pool / 'geochat_style.json'}, format: llava, image_root: {pool}}}
@@ -97,16 +108,20 @@ def main() -> None:
     parser.add_argument("--max-patches", type=int, default=6, help="InternVL dynamic tiling budget")
     parser.add_argument("--workers", type=int, default=1,
                         help="DataLoader workers of the extra 'geotune+workers' row (images decoded beside the model)")
-    parser.add_argument("--work", default=None, help="folder for the tiny model and SynthRS (default: a temp dir)")
+    parser.add_argument("--model", choices=sorted(TEXT_MODELS), default="tiny",
+                        help="tiny: the test model (2 x 64-wide layers, per-op overhead dominates a step); "
+                             "small: 4 x 256-wide layers, where a step's cost follows its tokens as on real models")
+    parser.add_argument("--work", default=None, help="folder for the model and SynthRS (default: a temp dir)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="geotune-bench-"))
     transformers.logging.set_verbosity_error()
-    if not (work / "tiny" / "config.json").exists():
-        build_tiny_internvl(work / "tiny")
+    model_dir = work / args.model
+    if not (model_dir / "config.json").exists():
+        build_tiny_internvl(model_dir, text_overrides=TEXT_MODELS[args.model])
     from geotune.synth import write_synthrs
 
     write_synthrs(work / "synthrs", seed=0, size="small")
-    path = recipe(work, args.steps, args.batch, args.max_patches)
+    path = recipe(work, model_dir, args.steps, args.batch, args.max_patches)
     loops = [("hf_baseline", False, ()), ("geotune", True, ()),
              ("geotune-all-logits", True, ("train.supervised_logits=false",))]
     if args.workers:
@@ -116,7 +131,7 @@ def main() -> None:
     for r in range(args.repeats):
         for name, grouped, overrides in loops:
             results[name].append(run_once(path, work, grouped, seed=r, overrides=overrides))
-    print(f"\ntiny InternVL (LoRA), SynthRS instruct pool, {args.steps} steps x batch {args.batch}, "
+    print(f"\n{args.model} InternVL (LoRA), SynthRS instruct pool, {args.steps} steps x batch {args.batch}, "
           f"max_dynamic_patch {args.max_patches}, median of {args.repeats}")
     print(f"{'loop':<18} {'tokens/s':>10} {'padding':>8} {'seconds':>8} {'vs baseline':>12} "
           f"{'paired':>8} {'step s':>8} {'step ratio':>11}")

@@ -75,6 +75,7 @@ def training_arguments(cfg):
         save_total_limit=int(t.save_total_limit), logging_steps=int(t.logging_steps), report_to=report_to,
         seed=int(cfg.seed), remove_unused_columns=False, dataloader_num_workers=int(t.num_workers),
         deepspeed=t.deepspeed, save_safetensors=True,
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinning needs a GPU; without one torch warns per epoch
     )
     kwargs.update(distributed.training_argument_overrides(t.deepspeed))
     known = {f.name for f in dataclasses.fields(TrainingArguments)}

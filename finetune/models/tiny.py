@@ -103,8 +103,10 @@ def build_tiny_tokenizer(vocab_size: int = 600):
     )
 
 
-def tiny_internvl_config(vocab_size: int, image_token_id: int, image_size: int = 64, patch_size: int = 8):
-    """Config of a tiny InternVL: ``(image_size/patch_size * 0.5)^2`` image tokens per tile."""
+def tiny_internvl_config(vocab_size: int, image_token_id: int, image_size: int = 64, patch_size: int = 8,
+                         text_overrides: dict | None = None):
+    """Config of a tiny InternVL: ``(image_size/patch_size * 0.5)^2`` image tokens per tile;
+    ``text_overrides`` replaces fields of the 2-layer, 64-wide Qwen2 text model (e.g. a wider one)."""
     from transformers import InternVLConfig
 
     vision = dict(
@@ -125,7 +127,7 @@ def tiny_internvl_config(vocab_size: int, image_token_id: int, image_size: int =
         num_key_value_heads=2,
         max_position_embeddings=4096,
         tie_word_embeddings=True,
-    )
+    ) | dict(text_overrides or {})
     seq_len = int((image_size // patch_size) ** 2 * 0.25)
     return InternVLConfig(
         vision_config=vision,
@@ -136,7 +138,8 @@ def tiny_internvl_config(vocab_size: int, image_token_id: int, image_size: int =
     )
 
 
-def build_tiny_internvl(out_dir: str | os.PathLike, seed: int = 0, image_size: int = 64, max_patches: int = 6) -> Path:
+def build_tiny_internvl(out_dir: str | os.PathLike, seed: int = 0, image_size: int = 64, max_patches: int = 6,
+                        text_overrides: dict | None = None) -> Path:
     """Write a tiny random-init HF-native InternVL checkpoint folder and return its path.
 
     Args:
@@ -144,6 +147,7 @@ def build_tiny_internvl(out_dir: str | os.PathLike, seed: int = 0, image_size: i
         seed: weight-init seed; the same seed writes the same files.
         image_size: tile size in pixels (448 for real checkpoints; 64 keeps CPU runs fast).
         max_patches: most tiles per image when dynamic tiling is on.
+        text_overrides: text-model config fields to change (``tiny_internvl_config``).
 
     Returns:
         The checkpoint folder.
@@ -159,7 +163,7 @@ def build_tiny_internvl(out_dir: str | os.PathLike, seed: int = 0, image_size: i
     out = Path(out_dir)
     tokenizer = build_tiny_tokenizer()
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKENS["context_image_token"])
-    config = tiny_internvl_config(len(tokenizer), image_token_id, image_size=image_size)
+    config = tiny_internvl_config(len(tokenizer), image_token_id, image_size=image_size, text_overrides=text_overrides)
     torch.manual_seed(seed)
     model = InternVLForConditionalGeneration(config).eval()
     image_processor = GotOcr2ImageProcessor(

@@ -41,3 +41,15 @@ def test_tiny_internvl_same_seed_same_files(tmp_path):
     c = build_tiny_internvl(tmp_path / "c", seed=4)
     assert _digest(a) == _digest(b)
     assert _digest(a)["model.safetensors"] != _digest(c)["model.safetensors"]
+
+
+def test_text_overrides_widen_the_text_model(tmp_path):
+    """The throughput benchmark's `small` model: a wider text model, a padded vocabulary, same tokenizer."""
+    path = build_tiny_internvl(tmp_path / "small", text_overrides={"hidden_size": 96, "num_hidden_layers": 3,
+                                                                    "vocab_size": 1024, "tie_word_embeddings": False})
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    text = model.config.text_config
+    assert (text.hidden_size, text.num_hidden_layers, text.vocab_size) == (96, 3, 1024)
+    assert len(AutoProcessor.from_pretrained(path).tokenizer) < 1024
+    ids = torch.tensor([[1, 2, 3]])
+    assert model(input_ids=ids).logits.shape == (1, 3, 1024)
