@@ -303,6 +303,8 @@ def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None,
     with ``train.supervised_logits``; without it every position gets logits)."""
     from finetune.lora import LLM_TARGETS
 
+    if labelled_share is not None and not 0 < labelled_share <= 1:
+        raise RecipeError(f"--labelled-share must be in (0, 1], got {labelled_share}")
     spec = resolve_spec(cfg.model)
     train = cfg.train
     ds = read_deepspeed(train.deepspeed)
@@ -325,8 +327,6 @@ def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None,
         gradient_checkpointing=bool(train.gradient_checkpointing), lora_dropout=float(train.lora.dropout) > 0,
         labelled_share=float(labelled_share) if train.supervised_logits and labelled_share is not None else 1.0,
     )
-    if not 0 < setup.labelled_share <= 1:
-        raise RecipeError(f"--labelled-share must be in (0, 1], got {labelled_share}")
     return setup, ds
 
 

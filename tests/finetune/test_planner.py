@@ -259,6 +259,8 @@ def test_cli_labelled_share_shrinks_only_the_logits(capsys):
     assert off["per_gpu_gib"]["logits_loss"] == worst["per_gpu_gib"]["logits_loss"]
     with pytest.raises(RecipeError, match="labelled-share"):
         plan_recipe(load_recipe("rs_third"), labelled_share=1.5)
+    with pytest.raises(RecipeError, match="labelled-share"):  # refused even where it would not count
+        plan_recipe(load_recipe("rs_third", ["train.supervised_logits=false"]), labelled_share=0)
 
 
 def test_unknown_model_without_config_names_the_key():
