@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 # CI runs everything a CPU can: the default suite plus the slow end-to-end tests (only `gpu` is left out).
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m 'not gpu'
 
 quick: $(STAMP)
@@ -33,6 +34,7 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf runs .cache

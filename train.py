@@ -1,7 +1,7 @@
 """Train one recipe: ``accelerate launch train.py recipe=rs_third [key=value ...]``.
 
 Also runs as ``python train.py ...``, ``torchrun --nproc_per_node 2 train.py ...`` and
-``geotune train ...``. Everything happens in ``finetune.experiment.run_experiment``:
+``geotune train ...``. Everything happens in ``geotune.experiment.run_experiment``:
 recipe → data (mix) → selection manifest → model through its adapter → HF Trainer → save → eval.
 """
 
@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import sys
 
-from finetune.experiment import run_experiment
-from geotune.config import load_recipe, parse_overrides
+from geotune.config import RecipeError, load_recipe, parse_overrides
+from geotune.experiment import run_experiment
 
 
 def main(argv: list[str]) -> int:
-    recipe, overrides = parse_overrides(argv)
-    cfg = load_recipe(recipe, overrides)
+    try:
+        recipe, overrides = parse_overrides(argv)
+        cfg = load_recipe(recipe, overrides)
+    except RecipeError as err:  # a bad key or value: one line naming it, as `geotune train` prints
+        print(f"train.py: {err}", file=sys.stderr)
+        return 2
     run_experiment(cfg)
     return 0
 

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from finetune.files import write_text_atomic
+
 CLASSES = ["agricultural", "airplane", "baseball diamond", "beach", "buildings", "chaparral", "dense residential",
            "forest", "freeway", "golf course", "harbor", "intersection", "medium residential", "mobile home park",
            "overpass", "parking lot", "river", "runway", "sparse residential", "storage tanks", "tennis court"]
@@ -60,7 +62,7 @@ def write_file(path: Path, n: int, seed: int = 0) -> int:
     from finetune.data import jsonio
 
     rng = random.Random(seed)
-    jsonio.write_text_atomic(path, jsonio.dumps_list([make_record(i, rng) for i in range(n)]))
+    write_text_atomic(path, jsonio.dumps_list([make_record(i, rng) for i in range(n)]))
     return path.stat().st_size
 
 

@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/eval_generation.py [--per-class 2] [--repeats 3]
 
-Runs ``eval.runners.run_ucmerced`` (in memory, no files) with batch size 1 (per-sample, the
+Runs ``eval.runners.run_benchmark("ucmerced", ...)`` (in memory, no files) with batch size 1 (per-sample, the
 baseline) and with larger batches, on the same questions; prints the median seconds over repeats,
 questions per second (timed: image decoding + generation, from ``generation_seconds``), the speed-up against batch 1 in the same run, and how many answers agree with
 the per-sample answers (left padding should not change greedy answers). The test set is SynthRS's
@@ -61,7 +61,7 @@ def main() -> int:
 
     from eval.predictions import read_predictions
     from eval.readers import read_ucmerced
-    from eval.runners import run_ucmerced
+    from eval.runners import run_benchmark
     from finetune.models.adapters import get_adapter
     from finetune.models.tiny import build_tiny_internvl
 
@@ -77,7 +77,7 @@ def main() -> int:
 
     def run(batch_size):
         out = Path(tempfile.mkdtemp(dir=work))  # fresh: nothing to resume from
-        result = run_ucmerced(model, processor, bench, adapter=adapter, batch_size=batch_size, out_dir=out,
+        result = run_benchmark("ucmerced", model, processor, bench, adapter=adapter, batch_size=batch_size, out_dir=out,
                               max_new_tokens=args.max_new_tokens, progress=False)
         elapsed = result["generation_seconds"]  # image decoding + generation, not scoring/plotting
         rows, _ = read_predictions(out / "ucmerced.predictions.jsonl")

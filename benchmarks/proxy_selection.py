@@ -16,6 +16,7 @@ from pathlib import Path
 
 from geotune.config import load_recipe
 from geotune.demo import VARIANTS, prepare_inputs
+from geotune.variants import run_variants
 
 STUDY = {
     "full": VARIANTS["full"],
@@ -53,8 +54,6 @@ def main() -> None:
     parser.add_argument("--out", default="docs/results_proxy.md")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args()
-    from finetune.experiment import run_experiment
-
     root = Path(args.root)
     prepare_inputs(root, args.size, seed=0)
     common = [
@@ -66,14 +65,13 @@ def main() -> None:
     ]
     # Seed-major, so that a study cut short still holds every variant for the seeds it finished.
     rows: dict[str, list[dict[str, float]]] = {variant: [] for variant in args.variants}
-    for seed in args.seeds:
+    planned = [(f"{variant} seed {seed}", load_recipe("demo", common + STUDY[variant] + [
+        f"seed={seed}", f"selection.seed={seed}", f"run_dir={root / f'{variant}-seed{seed}'}"]))
+        for seed in args.seeds for variant in args.variants]
+    run_dirs = iter(run_variants(planned, tag="proxy"))
+    for _seed in args.seeds:
         for variant in args.variants:
-            run_dir = root / f"{variant}-seed{seed}"
-            if not (run_dir / "train_summary.json").exists():
-                print(f"[proxy] {variant} seed {seed}", flush=True)
-                run_experiment(load_recipe("demo", common + STUDY[variant] + [
-                    f"seed={seed}", f"selection.seed={seed}", f"run_dir={run_dir}"]))
-            rows[variant].append(run_metrics(run_dir))
+            rows[variant].append(run_metrics(next(run_dirs)))
     names = list(METRICS) + ["train s"]
     lines = ["| variant | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for variant, runs in rows.items():

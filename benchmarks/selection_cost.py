@@ -26,14 +26,15 @@ def proxy_epoch(model_cfg, data, records, batch_size: int) -> float:
     """Seconds for one pass of forward + backward + AdamW over ``records`` (answer-token loss)."""
     import torch
 
-    from selection.features.inputs import ModelRunner, batches_by_length, length_key, sample_from_record
+    from finetune.batching import length_sorted_batches
+    from selection.features.inputs import ModelRunner, length_key, sample_from_record
     from selection.signals import answer_token_mask
 
     runner = ModelRunner(model_cfg)
     model = runner.model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     # Shuffled batches, as a trainer would draw them (length grouping is what group_by_length does).
-    order = list(batches_by_length([length_key(r) for r in records], batch_size))
+    order = length_sorted_batches([length_key(r) for r in records], batch_size)
     torch.manual_seed(0)
     start = time.perf_counter()
     for b in torch.randperm(len(order)).tolist():

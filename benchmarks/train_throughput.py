@@ -24,8 +24,9 @@ from pathlib import Path
 
 import transformers
 
-from finetune.experiment import build_trainer
+from finetune.data.loader import load_training_data
 from finetune.models.tiny import build_tiny_internvl
+from finetune.training import build_trainer
 from geotune.config import load_recipe
 
 
@@ -71,7 +72,7 @@ train: {{max_steps: {steps}, per_device_batch_size: {batch}, report_to: [none], 
 
 def run_once(recipe_path: Path, work: Path, grouped: bool, seed: int, overrides: tuple = ()) -> dict:
     cfg = load_recipe(str(recipe_path), [f"run_dir={work / 'run'}", f"seed={seed}", "train.resume=false", *overrides])
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, load_training_data(cfg))
     counter = TokenCounter(trainer.model)
     if not grouped:  # the plain HF Trainer on the same model, dataset and pad-to-longest collator
         trainer = transformers.Trainer(model=trainer.model, args=trainer.args, train_dataset=trainer.train_dataset,

@@ -15,9 +15,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from eval.geochat_bench import default_bench_file, read_geochat_bench
-from eval.predictions import atomic_write_json
 from eval.readers import Benchmark, read_aid, read_lrben, read_ucmerced
-from eval.runners import RUNNERS, process_state
+from eval.runners import run_benchmark
+from finetune.distributed import process_state
+from finetune.files import write_json_atomic
 
 log = logging.getLogger(__name__)
 _ROOT_KEYS = {"ucmerced": "ucmerced_root", "aid": "aid_root", "lrben": "lrben_root"}
@@ -113,12 +114,12 @@ def evaluate_checkpoint(cfg, checkpoint_dir: str | Path, benchmarks: Sequence[st
     fingerprint = checkpoint_fingerprint(checkpoint_dir, cfg)
     results = {}
     for name in names:
-        results[name] = RUNNERS[name](
-            model, processor, datasets[name], adapter=adapter, limit=None, batch_size=cfg.eval.batch_size,
+        results[name] = run_benchmark(
+            name, model, processor, datasets[name], adapter=adapter, limit=None, batch_size=cfg.eval.batch_size,
             out_dir=out_dir, max_new_tokens=cfg.eval.max_new_tokens, classification_prompt=cfg.eval.classification_prompt,
             vqa_prompt=cfg.eval.vqa_prompt, normalize=cfg.eval.normalize, max_patches=cfg.eval.max_patches, seed=cfg.eval.seed, shard=shard,
             model_fingerprint=fingerprint,
         )
     if state.is_main_process:
-        atomic_write_json(out_dir / "summary.json", {name: r["score"] for name, r in results.items()})
+        write_json_atomic(out_dir / "summary.json", {name: r["score"] for name, r in results.items()})
     return results

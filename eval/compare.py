@@ -14,9 +14,10 @@ Writes ``<out>/compare.md``, ``<out>/scores.png`` and ``<out>/cost.png`` (defaul
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+
+from finetune.files import write_json_atomic, write_text_atomic
 
 DASH = "—"
 BENCHES = ("ucmerced", "aid", "lrben")
@@ -109,7 +110,6 @@ def markdown_table(rows: list[dict]) -> str:
 def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = "runs/compare") -> Path:
     """Write the table and plots for ``run_dirs`` into ``out_dir``; returns the markdown path."""
     from eval.plots import plot_bars
-    from eval.predictions import atomic_write_json
 
     notes: list[str] = []
     rows = [collect_run(run, notes) for run in run_dirs]
@@ -123,21 +123,6 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = "runs/compare
     text = "# geotune compare\n\n" + markdown_table(rows) + "\n\n![scores](scores.png) ![cost](cost.png)\n"
     if notes:
         text += "\nNotes:\n" + "".join(f"- {note}\n" for note in notes)
-    target = out / "compare.md"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
-    atomic_write_json(out / "compare.json", rows)
+    target = write_text_atomic(out / "compare.md", text)
+    write_json_atomic(out / "compare.json", rows)
     return target
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (runs/NAME)")
-    parser.add_argument("--out", default="runs/compare", help="output folder for compare.md and the plots")
-
-
-def run(args: argparse.Namespace) -> int:
-    path = compare_runs(args.runs, args.out)
-    print(path.read_text())
-    print(f"written: {path}, {path.parent / 'scores.png'}, {path.parent / 'cost.png'}")
-    return 0

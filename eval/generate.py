@@ -40,14 +40,6 @@ def build_question(item: BenchItem, task: str, classes: Sequence[str], classific
     return vqa_prompt.format(question=item.question)
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Index batches over ``lengths`` sorted longest first (stable), ``batch_size`` each."""
-    if batch_size < 1:
-        raise ValueError(f"eval.batch_size must be >= 1, got {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 def prompt_lengths(processor, prompts: Sequence[str]) -> list[int]:
     tokenizer = getattr(processor, "tokenizer", processor)
     return [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]

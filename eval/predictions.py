@@ -10,9 +10,10 @@ merges them into the main file when all are done.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
+
+from finetune.files import write_jsonl_atomic
 
 
 def read_predictions(path: str | Path) -> tuple[list[dict], int]:
@@ -32,17 +33,6 @@ def read_predictions(path: str | Path) -> tuple[list[dict], int]:
                 raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg}); delete the line to resume") from err
             bad += 1  # the line a kill cut short
     return rows, bad
-
-
-def write_predictions(path: str | Path, rows: Iterable[dict]) -> None:
-    """Write ``rows`` atomically (tmp + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def rank_files(path: Path) -> list[Path]:
@@ -65,15 +55,8 @@ def merge_rank_files(path: Path, keep_ids: Iterable[str]) -> dict[str, dict]:
     by_id, _ = read_all_predictions(path)
     order = [qid for qid in keep_ids if qid in by_id]
     rest = [qid for qid in by_id if qid not in set(order)]
-    write_predictions(path, [by_id[q] for q in order + rest])
+    write_jsonl_atomic(path, [by_id[q] for q in order + rest])
     for file in rank_files(path):
         file.unlink()
     return by_id
 
-
-def atomic_write_json(path: str | Path, data) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

@@ -23,36 +23,17 @@ from eval.generate import (
     VQA_PROMPT,
     build_question,
     generate_batch,
-    length_sorted_batches,
     load_image,
     prompt_lengths,
 )
-from eval.predictions import atomic_write_json, merge_rank_files, rank_files, read_all_predictions
+from eval.predictions import merge_rank_files, rank_files, read_all_predictions
 from eval.readers import BenchItem, Benchmark, subset
 from eval.scoring import score_rows
+from finetune.batching import length_sorted_batches
+from finetune.distributed import process_state
+from finetune.files import write_json_atomic
 
 log = logging.getLogger(__name__)
-
-
-def run_ucmerced(model, processor, dataset: Benchmark, *, adapter, limit: int | None = None, batch_size: int = 8,
-                 out_dir=None, **options) -> dict:
-    """UCMerced scene classification; accuracy overall and per class. Options: see :func:`run_benchmark`."""
-    return run_benchmark("ucmerced", model, processor, dataset, adapter=adapter, limit=limit,
-                         batch_size=batch_size, out_dir=out_dir, **options)
-
-
-def run_aid(model, processor, dataset: Benchmark, *, adapter, limit: int | None = None, batch_size: int = 8,
-            out_dir=None, **options) -> dict:
-    """AID scene classification (GeoChat-Bench: 30 % of each class); accuracy overall and per class."""
-    return run_benchmark("aid", model, processor, dataset, adapter=adapter, limit=limit,
-                         batch_size=batch_size, out_dir=out_dir, **options)
-
-
-def run_lrben(model, processor, dataset: Benchmark, *, adapter, limit: int | None = None, batch_size: int = 8,
-              out_dir=None, **options) -> dict:
-    """RSVQA-LR (LRBEN); accuracy per type and the presence + comp + rural_urban micro-average."""
-    return run_benchmark("lrben", model, processor, dataset, adapter=adapter, limit=limit,
-                         batch_size=batch_size, out_dir=out_dir, **options)
 
 
 def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, limit: int | None = None,
@@ -127,18 +108,6 @@ def run_benchmark(name: str, model, processor, dataset: Benchmark, *, adapter, l
     return result
 
 
-def process_state():
-    """accelerate's ``PartialState``; on a machine without CUDA it must be told ``cpu=True`` to see the
-    processes of ``accelerate launch --cpu`` / ``torchrun`` (gloo), else every process thinks it is alone."""
-    import os
-
-    import torch
-    from accelerate import PartialState
-
-    use_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
-    return PartialState(cpu=use_cpu)
-
-
 def _set_aside_if_stale(pred_path: Path, settings: dict, state, sharded: bool) -> int:
     """Move predictions made with other settings out of the way; returns how many rows were set aside.
 
@@ -155,7 +124,7 @@ def _set_aside_if_stale(pred_path: Path, settings: dict, state, sharded: bool) -
             merge_rank_files(pred_path, list(rows))
             pred_path.replace(pred_path.with_name(pred_path.stem + ".stale.jsonl"))
             moved = len(rows)
-        atomic_write_json(meta_path, settings)
+        write_json_atomic(meta_path, settings)
     if sharded:  # only then do the other processes run this too (a barrier alone on rank 0 would hang)
         state.wait_for_everyone()
     return moved
@@ -180,7 +149,7 @@ def _resume(pred_path: Path | None, state, sharded: bool) -> tuple[dict[str, dic
 def _answer(name, model, processor, adapter, items: list[BenchItem], questions: dict[str, str], batch_size: int,
             max_new_tokens: int, max_patches, pred_path: Path | None, show_progress: bool) -> list[dict]:
     prompts = [adapter.generation_prompt(processor, questions[item.question_id], 1) for item in items]
-    batches = length_sorted_batches(prompt_lengths(processor, prompts), batch_size) if items else []
+    batches = length_sorted_batches(prompt_lengths(processor, prompts), batch_size, "eval.batch_size") if items else []
     rows = []
     with ExitStack() as stack:
         handle = None
@@ -228,7 +197,7 @@ def _write_result(out_dir: Path, name: str, result: dict) -> None:
         png = out_dir / f"{name}.confusion.png"
         plot_confusion(result["confusion"]["labels"], result["confusion"]["matrix"], png, title=f"{name}: {result['score']:.2f}%")
         result["confusion_png"] = str(png)
-    atomic_write_json(out_dir / f"{name}.json", result)
+    write_json_atomic(out_dir / f"{name}.json", result)
 
 
-RUNNERS = {"ucmerced": run_ucmerced, "aid": run_aid, "lrben": run_lrben}
+BENCHMARKS = ("ucmerced", "aid", "lrben")

@@ -20,6 +20,13 @@ def config_field(text: str, default: Any = None, factory: Any = None) -> Any:
 _help = config_field
 
 
+class RecipeError(ValueError):
+    """A recipe or override the user can fix; the message names the key (and file) and says how.
+
+    Defined in the base layer so that every package can raise it; ``geotune`` prints it as one line.
+    """
+
+
 @dataclass
 class ModelConfig:
     path: str = _help("Local checkpoint folder (never downloaded).", "runs/tiny-internvl")
@@ -72,7 +79,6 @@ class LoraConfig:
 
 @dataclass
 class TrainConfig:
-    enabled: bool = _help("Run training (false: selection/eval only).", True)
     mode: str = _help("lora | full.", "lora")
     lora: LoraConfig = _help("LoRA settings (mode=lora).", factory=LoraConfig)
     freeze_vision: bool = _help("Freeze the vision tower.", True)

@@ -2,7 +2,8 @@
 
 The same ``train.py`` runs under ``torchrun --nproc_per_node 2`` or ``accelerate launch --num_processes 2
 --use_deepspeed``. On GPUs nothing here changes anything. On CPU, accelerate (1.15) and the HF Trainer
-(transformers 5) do not wire DeepSpeed by themselves; what breaks, and what ``prepare_environment`` does:
+(transformers 5) do not wire DeepSpeed by themselves; what breaks, and what ``geotune/runtime.py`` does
+with the functions here before ``TrainingArguments`` is built:
 
 1. ``accelerate.PartialState._prepare_backend`` picks a distributed backend only for an accelerator
    (nccl, hccl, xccl ...) or for ``cpu=True``. With ``LOCAL_RANK`` set and no GPU it returns *no*
@@ -43,8 +44,12 @@ def cpu_deepspeed_requested(deepspeed_config: str | None) -> bool:
     return not torch.cuda.is_available()
 
 
-def _patch_accelerate_backend() -> None:
-    """Make accelerate choose gloo / MULTI_CPU for a distributed launch without a GPU (point 1 above)."""
+def patch_accelerate_backend() -> None:
+    """Make accelerate choose gloo / MULTI_CPU for a distributed launch without a GPU (point 1 above).
+
+    Class-wide and idempotent: it changes ``PartialState`` for the whole process, so only the entry
+    point (``geotune.runtime.configure_process``) calls it, and only for DeepSpeed on CPU ranks.
+    """
     from accelerate.state import PartialState
     from accelerate.utils import DistributedType
 
@@ -81,29 +86,22 @@ def check_cpu_config(deepspeed_config: str) -> None:
             raise ValueError(f"{path}: zero_optimization.{key}.pin_memory needs CUDA; use zero2.json/zero3.json on CPU")
 
 
-def prepare_environment(deepspeed_config: str | None) -> bool:
-    """Wire DeepSpeed onto CPU ranks when it is asked for without a GPU; returns whether it did.
-
-    Must run before ``TrainingArguments`` is built (which creates accelerate's distributed state).
-    """
-    if not cpu_deepspeed_requested(deepspeed_config):
-        return False
-    if not deepspeed_config:
-        # accelerate's own env-built DeepSpeed plugin sizes its batch from a state the CPU patch
-        # cannot reach in time (DeepSpeed then sees 2 ranks, accelerate 1): name the config instead.
-        raise ValueError(
-            "accelerate launch --use_deepspeed on CPU: also set train.deepspeed=recipes/deepspeed/zero2.json "
-            "(or zero3.json) so the HF Trainer builds the DeepSpeed config"
-        )
-    check_cpu_config(deepspeed_config)
-    os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
-    _patch_accelerate_backend()
-    return True
-
-
 def training_argument_overrides(deepspeed_config: str | None) -> dict:
     """``TrainingArguments`` fields that CPU DeepSpeed needs (gloo; no pinned host memory)."""
     if not cpu_deepspeed_requested(deepspeed_config):
         return {}
     return {"ddp_backend": "gloo", "dataloader_pin_memory": False}
+
+
+def process_state():
+    """accelerate's ``PartialState``, the one way every package asks "which rank am I, on what device".
+
+    Without CUDA it must be told ``cpu=True`` to see the processes of ``accelerate launch --cpu`` /
+    ``torchrun`` (gloo); otherwise every process thinks it is alone. The state is a singleton: whoever
+    creates it first decides, so all callers go through here.
+    """
+    import torch
+    from accelerate import PartialState
+
+    use_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    return PartialState(cpu=use_cpu)

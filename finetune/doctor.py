@@ -10,10 +10,8 @@ failed checks say why), 2 when the checkpoint cannot be loaded at all.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,34 +288,3 @@ def diagnose(model_dir: Path, family: str, args, report: Report) -> None:
         report.info("note", detail)
     report.check(agree, "cached and uncached generation agree",
                  f"{detail}: the KV-cache path decodes other tokens than full forwards (cache or position bug)")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", type=Path, help="local checkpoint folder")
-    parser.add_argument("--adapter", default="auto", choices=("auto", *FAMILIES),
-                        help="model family (auto: from config.json; remote_lm: a bare remote causal LM)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow the checkpoint's own modeling code (recipe key model.trust_remote_code)")
-    parser.add_argument("--vision-tower-path", default=None,
-                        help="local CLIP folder for XComposer2's vision tower (recipe key model.vision_tower_path)")
-    parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
-    parser.add_argument("--max-new-tokens", type=int, default=4, help="tokens of the greedy generation check")
-
-
-def run(args: argparse.Namespace) -> int:
-    model_dir = Path(args.model_dir)
-    if not (model_dir / "config.json").exists():
-        print(f"geotune doctor: no checkpoint at '{model_dir}' (config.json missing)", file=sys.stderr)
-        return 2
-    family = detect_family(model_dir) if args.adapter == "auto" else args.adapter
-    report = Report(lines=[f"geotune doctor {model_dir} (adapter {family})"])
-    try:
-        diagnose(model_dir, family, args, report)
-    except Exception as err:  # every failure becomes a reason line and a non-zero exit, never a traceback
-        report.check(False, "checkpoint loads and runs", f"{type(err).__name__}: {err}")
-    print("\n".join(report.lines))
-    if report.failures:
-        print(f"FAILED ({len(report.failures)}): " + "; ".join(report.failures), file=sys.stderr)
-        return 1
-    print("OK: loads, trains a step and generates")
-    return 0

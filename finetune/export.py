@@ -9,13 +9,12 @@ written. XComposer2's Partial-LoRA is refused (see ``PLORA_REFUSAL``). Output fo
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from finetune.files import atomic_folder
 
 # Trainer / DeepSpeed state that a shipped model does not need.
 TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "latest",
@@ -67,17 +66,17 @@ def find_run_config(source: Path, checkpoint: Path):
 
 
 def model_config(run_cfg, base: str | None):
-    """The ``model`` section used to load the base: the run's, with ``--base`` as its path."""
-    from geotune.config import load_recipe
+    """The ``model`` section used to load the base: the run's (over the schema defaults), ``--base`` as its path."""
+    from omegaconf import OmegaConf
 
-    cfg = load_recipe(None)
+    from finetune.config import ModelConfig
+
+    model = OmegaConf.structured(ModelConfig)
     if run_cfg is not None and "model" in run_cfg:
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.merge(cfg, {"model": run_cfg.model})
+        model = OmegaConf.merge(model, run_cfg.model)
     if base:
-        cfg.model.path = str(base)
-    return cfg.model
+        model.path = str(base)
+    return model
 
 
 def _copy_shippable(src: Path, dst: Path) -> list[str]:
@@ -88,24 +87,6 @@ def _copy_shippable(src: Path, dst: Path) -> list[str]:
         shutil.copy2(item, dst / item.name)
         copied.append(item.name)
     return copied
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Move a finished folder into place; an existing ``out`` is replaced only after success."""
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
-
-
-def _staging(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    return tmp
 
 
 def _readme(checkpoint: Path, model_cfg, is_adapter: bool, files: list[str]) -> str:
@@ -130,15 +111,10 @@ def _readme(checkpoint: Path, model_cfg, is_adapter: bool, files: list[str]) -> 
 
 def export_copy(checkpoint: Path, out: Path, model_cfg) -> Path:
     """Copy the adapter or weights + processor files and write a README.md; atomic."""
-    tmp = _staging(out)
-    try:
+    with atomic_folder(out) as tmp:
         files = _copy_shippable(checkpoint, tmp)
         is_adapter = (checkpoint / "adapter_config.json").exists()
         (tmp / "README.md").write_text(_readme(checkpoint, model_cfg, is_adapter, files))
-        _publish(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
 
 
@@ -203,8 +179,7 @@ def export_merged(checkpoint: Path, out: Path, model_cfg, rtol: float | None = N
     expected = _logits(model, batch)
     merged = model.merge_and_unload()
     dtype = _base_dtype(base)
-    tmp = _staging(out)
-    try:
+    with atomic_folder(out) as tmp:
         merged.to(dtype).save_pretrained(tmp)
         processor.save_pretrained(tmp)
         for code in base.glob("*.py"):  # remote modeling code travels with the weights
@@ -220,10 +195,6 @@ def export_merged(checkpoint: Path, out: Path, model_cfg, rtol: float | None = N
             raise ExportError(f"merged model's logits differ from the adapter model's by {diff:.3g} (> {tolerance:.3g}); "
                               "nothing was written. Export without --merge and load the adapter instead")
         (tmp / "export_info.json").write_text(json.dumps(report, indent=2) + "\n")
-        _publish(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return report
 
 
@@ -232,38 +203,3 @@ def _with_path(model_cfg, path: Path):
     cfg.path = str(path)
     cfg.tiny = False
     return cfg
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="run directory (uses final/) or checkpoint folder")
-    parser.add_argument("--out", required=True, help="folder to write (replaced atomically)")
-    parser.add_argument("--merge", action="store_true", help="fold a LoRA adapter into the base weights (checked)")
-    parser.add_argument("--base", default=None, help="base checkpoint folder (default: model.path of the run)")
-    parser.add_argument("--rtol", type=float, default=None,
-                        help="allowed max |logit diff| relative to max |logit| (default 1e-4 fp32, 2e-2 bf16/fp16)")
-
-
-def run(args: argparse.Namespace) -> int:
-    source, out = Path(args.source), Path(args.out)
-    try:
-        checkpoint = find_checkpoint(source)
-        run_cfg = find_run_config(source, checkpoint)
-        model_cfg = model_config(run_cfg, args.base)
-        is_adapter = (checkpoint / "adapter_config.json").exists()
-        if args.merge and model_cfg.adapter == "xcomposer2":
-            raise ExportError(PLORA_REFUSAL.format(source=source, out=out))
-        if args.merge and is_adapter:
-            report = export_merged(checkpoint, out, model_cfg, args.rtol)
-            print(f"merged {checkpoint} into {report['base']} -> {out} ({report['dtype']}, max |logit diff| "
-                  f"{report['max_abs_logit_diff']:.2e} <= {report['tolerance']:.2e})")
-            return 0
-        if args.merge:
-            print(f"{checkpoint} holds full weights, not an adapter: nothing to merge, copying")
-        export_copy(checkpoint, out, model_cfg)
-        print(f"exported {checkpoint} -> {out} (see {out / 'README.md'})")
-        return 0
-    except ExportError as err:
-        import sys
-
-        print(f"geotune export: {err}", file=sys.stderr)
-        return 2

@@ -58,10 +58,3 @@ def takes_boolean_logits_to_keep(model) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "logits_to_keep" in inspect.signature(base.forward).parameters
 
-
-def supervised_loss(model, batch: dict, num_items_in_batch=None) -> torch.Tensor:
-    """One forward asking for logits at labelled positions only, and its loss (what ``GeoTrainer`` computes)."""
-    labels = batch["labels"]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    outputs = model(**inputs, logits_to_keep=next_token_labelled(labels))
-    return supervised_logits_loss(outputs, labels, num_items_in_batch)

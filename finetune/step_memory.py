@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from finetune.loss import next_token_labelled, supervised_logits_loss
+
 
 class _NoHandle:
     def remove(self) -> None:
         pass
 
 
-def measure_step_memory(model, batch: dict, optimizer, loss_fn=None) -> dict[str, int]:
+def measure_step_memory(model, batch: dict, optimizer, supervised_logits: bool = False) -> dict[str, int]:
     """Peak bytes by category of one training step (forward, backward, optimizer step), measured with
     torch's ``MemTracker`` (tensor-level accounting, any device). A first untracked step creates the
     Adam states, so the tracked one is the steady state every later step repeats.
+
+    Args:
+        supervised_logits: step as ``GeoTrainer`` does with ``train.supervised_logits``: the model is
+            asked for logits at labelled positions only and scored with ``supervised_logits_loss``.
 
     Returns:
         ``{"params", "buffers", "grads", "optimizer", "activations", "total"}`` at the step's peak; ``activations``
@@ -19,8 +25,15 @@ def measure_step_memory(model, batch: dict, optimizer, loss_fn=None) -> dict[str
     """
     from torch.distributed._tools.mem_tracker import MemTracker
 
+    def loss():
+        if not supervised_logits:
+            return model(**batch).loss
+        labels = batch["labels"]
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return supervised_logits_loss(model(**inputs, logits_to_keep=next_token_labelled(labels)), labels)
+
     def step():
-        (loss_fn(model, batch) if loss_fn else model(**batch).loss).backward()
+        loss().backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 

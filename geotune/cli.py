@@ -1,7 +1,7 @@
 """`geotune` command line: one explicit table of subcommands.
 
-Each subcommand lives in the package that owns the work and exposes ``add_arguments(parser)`` and
-``run(args) -> int``. Modules are imported only when their command runs, so ``geotune --help`` stays
+Each subcommand is one module under ``geotune/commands/`` with ``add_arguments(parser)`` and
+``run(args) -> int``; the work it starts lives in the library packages. Modules are imported only when their command runs, so ``geotune --help`` stays
 fast (no torch import); ``tests/geotune/test_cli.py`` imports every one so a broken module fails in CI.
 """
 
@@ -13,20 +13,22 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+from finetune.config import RecipeError
+
 # name -> (module, one-line help). Greppable; a bad name fails at once with the list.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("finetune.data.cli", "validate | convert | mix | stats annotation files"),
-    "tiny-model": ("finetune.models.tiny", "write a tiny random-init checkpoint (offline)"),
-    "synth": ("geotune.synth.cli", "write SynthRS: synthetic RS benchmarks in the real layouts"),
-    "select": ("selection.cli", "choose the training subset: manifest + report"),
-    "train": ("finetune.experiment", "run one experiment (same as train.py)"),
-    "eval": ("eval.cli", "score a checkpoint on UCMerced / AID / LRBEN, or rescore predictions"),
-    "compare": ("eval.compare", "compare run directories: table + plots"),
-    "plan": ("finetune.planner", "per-GPU memory estimate and a verdict for 2 x 24 GB"),
-    "export": ("finetune.export", "export a trained run (merge LoRA where the maths allows)"),
-    "sweep": ("geotune.sweep", "one run per value of a key, with a summary table and plots"),
-    "doctor": ("finetune.doctor", "check that a checkpoint loads, trains a step and generates"),
-    "demo": ("geotune.demo", "the embedded default: tiny model + SynthRS, end to end on CPU"),
+    "data": ("geotune.commands.data", "validate | convert | mix | stats annotation files"),
+    "tiny-model": ("geotune.commands.tiny_model", "write a tiny random-init checkpoint (offline)"),
+    "synth": ("geotune.commands.synth", "write SynthRS: synthetic RS benchmarks in the real layouts"),
+    "select": ("geotune.commands.select", "choose the training subset: manifest + report"),
+    "train": ("geotune.commands.train", "run one experiment (same as train.py)"),
+    "eval": ("geotune.commands.eval", "score a checkpoint on UCMerced / AID / LRBEN, or rescore predictions"),
+    "compare": ("geotune.commands.compare", "compare run directories: table + plots"),
+    "plan": ("geotune.commands.plan", "per-GPU memory estimate and a verdict for 2 x 24 GB"),
+    "export": ("geotune.commands.export", "export a trained run (merge LoRA where the maths allows)"),
+    "sweep": ("geotune.commands.sweep", "one run per value of a key, with a summary table and plots"),
+    "doctor": ("geotune.commands.doctor", "check that a checkpoint loads, trains a step and generates"),
+    "demo": ("geotune.commands.demo", "the embedded default: tiny model + SynthRS, end to end on CPU"),
 }
 
 
@@ -66,8 +68,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = argparse.ArgumentParser(prog=f"geotune {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
-    from geotune.config import RecipeError
-
     try:
         return int(module.run(args) or 0)
     except RecipeError as err:

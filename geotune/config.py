@@ -21,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from eval.config import EvalConfig
-from finetune.config import DataConfig, MixConfig, ModelConfig, TrainConfig, config_field
+from finetune.config import DataConfig, MixConfig, ModelConfig, RecipeError, TrainConfig, config_field
+from finetune.files import write_text_atomic
 from selection.config import SelectionConfig
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
@@ -38,10 +39,6 @@ class RecipeConfig:
     selection: SelectionConfig = config_field("Data selection.", factory=SelectionConfig)
     train: TrainConfig = config_field("Training.", factory=TrainConfig)
     eval: EvalConfig = config_field("Evaluation.", factory=EvalConfig)
-
-
-class RecipeError(ValueError):
-    """A recipe or override the user can fix; the message says where and how."""
 
 
 def recipe_path(name_or_path: str) -> Path:
@@ -185,18 +182,7 @@ def load_recipe(name_or_path: Optional[str], overrides: Sequence[str] = ()) -> D
 
 def save_resolved(cfg: DictConfig, run_dir: Optional[str] = None) -> Path:
     """Write the resolved config to ``<run_dir>/config.yaml`` atomically and return its path."""
-    out = Path(run_dir or cfg.run_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "config.yaml"
-    tmp = target.with_suffix(".yaml.tmp")
-    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    os.replace(tmp, target)
-    return target
-
-
-def to_object(cfg: DictConfig) -> RecipeConfig:
-    """The config as plain dataclass instances (for typed code paths)."""
-    return OmegaConf.to_object(cfg)
+    return write_text_atomic(Path(run_dir or cfg.run_dir) / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def add_recipe_arguments(parser) -> None:

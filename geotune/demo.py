@@ -8,11 +8,13 @@ killed demo resumes.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
+from eval.compare import compare_runs
+from finetune.files import write_text_atomic
 from geotune.config import load_recipe
+from geotune.variants import run_variants
 
 # name -> overrides of recipes/demo.yaml. COINCIDE hooks both layers of the 2-layer tiny model.
 VARIANTS: dict[str, list[str]] = {
@@ -44,9 +46,6 @@ def prepare_inputs(root: Path, size: str, seed: int) -> None:
 def run_demo(root: Path = Path("runs"), size: str = "small", seed: int = 0, variants: list[str] | None = None,
              extra: list[str] | None = None) -> Path:
     """Run the demo and return the report path."""
-    from eval.compare import compare_runs
-    from finetune.experiment import run_experiment
-
     start = time.perf_counter()
     prepare_inputs(root, size, seed)
     demo_dir = root / "demo"
@@ -59,15 +58,9 @@ def run_demo(root: Path = Path("runs"), size: str = "small", seed: int = 0, vari
         f"eval.lrben_root={root / 'synthrs'}",
         f"seed={seed}",
     ] + list(extra or [])
-    run_dirs = []
-    for name in variants or list(VARIANTS):
-        run_dir = demo_dir / name
-        run_dirs.append(run_dir)
-        if (run_dir / "train_summary.json").exists():
-            print(f"[demo] {name}: finished earlier, reusing {run_dir}")
-            continue
-        print(f"[demo] {name}: selecting, training and evaluating -> {run_dir}")
-        run_experiment(load_recipe("demo", common + VARIANTS[name] + [f"run_dir={run_dir}"]))
+    planned = [(name, load_recipe("demo", common + VARIANTS[name] + [f"run_dir={demo_dir / name}"]))
+               for name in variants or list(VARIANTS)]
+    run_dirs = run_variants(planned, tag="demo")
     table = compare_runs(run_dirs, demo_dir)
     report = write_report(demo_dir, table, time.perf_counter() - start, size)
     print(f"[demo] done in {time.perf_counter() - start:.0f} s; report: {report}")
@@ -84,29 +77,4 @@ def write_report(demo_dir: Path, table: Path, seconds: float, size: str) -> Path
         f"Runs (overrides of `recipes/demo.yaml`):\n{runs}\n\n"
         + table.read_text().split("\n", 2)[2]
     )
-    target = demo_dir / "report.md"
-    tmp = target.with_name("report.md.tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
-    return target
-
-
-def _variant_list(text: str) -> list[str]:
-    names = [n for n in text.split(",") if n]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    return names
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", default="runs", help="where the model, SynthRS and runs go")
-    parser.add_argument("--size", default="small", choices=["tiny", "small", "medium"], help="SynthRS size")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", type=_variant_list, help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
-    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
-
-
-def run(args: argparse.Namespace) -> int:
-    run_demo(Path(args.root), size=args.size, seed=args.seed, variants=args.variants, extra=args.overrides)
-    return 0
+    return write_text_atomic(demo_dir / "report.md", text)

@@ -8,15 +8,15 @@ written to ``<run_dir>/sweep/``.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-from geotune.config import RecipeError, add_recipe_arguments, load_recipe, parse_overrides
+from finetune.files import write_text_atomic
+from geotune.config import RecipeError, load_recipe
+from geotune.variants import run_variants
 
 
 def split_sweep_overrides(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -98,10 +98,7 @@ def write_summary(sweep_dir: Path, rows: list[dict]) -> Path:
         plt.close(fig)
         plots.append(f"![{metric}]({name})")
     text = "# Sweep summary\n\n" + "\n".join(lines) + "\n\n" + "\n".join(plots) + "\n"
-    tmp = sweep_dir / "summary.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, sweep_dir / "summary.md")
-    return sweep_dir / "summary.md"
+    return write_text_atomic(sweep_dir / "summary.md", text)
 
 
 def run_sweep(recipe: Optional[str], overrides: list[str], run_one: Optional[Callable] = None) -> Path:
@@ -110,10 +107,8 @@ def run_sweep(recipe: Optional[str], overrides: list[str], run_one: Optional[Cal
     Args:
         recipe: recipe name or path.
         overrides: ``key=value`` overrides; those with comma-separated values are swept.
-        run_one: ``cfg -> None`` that runs one experiment (default ``finetune.experiment.run_experiment``).
+        run_one: ``cfg -> None`` that runs one experiment (default ``geotune.experiment.run_experiment``).
     """
-    if run_one is None:
-        from finetune.experiment import run_experiment as run_one
     fixed, swept = split_sweep_overrides(overrides)
     base = load_recipe(recipe, fixed)
     sweep_dir = Path(base.run_dir) / "sweep"
@@ -123,23 +118,6 @@ def run_sweep(recipe: Optional[str], overrides: list[str], run_one: Optional[Cal
         run_dir = sweep_dir / point_dirname(point)
         point_overrides = fixed + [f"{k}={v}" for k, v in point.items()] + [f"run_dir={run_dir}"]
         planned.append((point, run_dir, load_recipe(recipe, point_overrides)))
-    rows = []
-    for point, run_dir, cfg in planned:
-        if not (run_dir / "train_summary.json").exists():
-            print(f"[sweep] {point_dirname(point)} -> {run_dir}")
-            run_one(cfg)
-        else:
-            print(f"[sweep] {point_dirname(point)} already finished, reusing {run_dir}")
-        rows.append({"point": point, "run_dir": str(run_dir), "metrics": flat_metrics(run_dir)})
+    run_variants([(point_dirname(point), cfg) for point, _, cfg in planned], run_one, tag="sweep")
+    rows = [{"point": point, "run_dir": str(run_dir), "metrics": flat_metrics(run_dir)} for point, run_dir, _ in planned]
     return write_summary(sweep_dir, rows)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_recipe_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    recipe, overrides = parse_overrides(args.overrides)
-    path = run_sweep(recipe, overrides)
-    print(f"sweep summary: {path}")
-    return 0

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from finetune.files import write_text_atomic
 from selection.budget import Selection
 
 FORMAT = "geotune.selection.manifest/1"
@@ -83,21 +84,10 @@ def manifest_rows(selection: Selection, ids: Sequence[str]) -> list[dict[str, An
     ]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_manifest(path: Path, header: dict[str, Any], rows: Sequence[dict[str, Any]]) -> Path:
     """Write header + rows as JSON lines, atomically; returns ``path``."""
     lines = [_dumps(header)] + [_dumps(row) for row in rows]
-    atomic_write_text(Path(path), "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n", fsync=True)
     return Path(path)
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from finetune.files import write_json_atomic
 from selection import get_selector
 from selection.budget import SelectionError, SelectionInputs, check_options
 from selection.manifest import (
     ManifestError,
-    atomic_write_text,
     build_header,
     manifest_rows,
     read_manifest,
@@ -181,6 +181,6 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
         write_report(out_dir, selection, header, timings, features=inputs.features, tasks=inputs.tasks,
                      sources=inputs.sources, sample=int(sel.report_sample), seed=int(sel.seed))
         timings["report"] = time.perf_counter() - start
-    atomic_write_text(out_dir / "timings.json", json.dumps(timings, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(out_dir / "timings.json", timings, sort_keys=True)
     log.info("selection: kept %d of %d records -> %s", len(selection), len(records), path)
     return path

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from finetune.files import save_figure_atomic, write_text_atomic
 from selection.budget import Selection
-from selection.manifest import atomic_write_text
 
 
 def _pyplot():
@@ -28,11 +28,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> str:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
-    tmp.replace(path)
-    return path.name
+    return save_figure_atomic(fig, path, dpi=100, bbox_inches="tight").name
 
 
 def _has_clusters(selection: Selection) -> bool:
@@ -168,5 +164,5 @@ def write_report(
     for title, png in plots.items():
         lines += [f"## {title}", "", f"![{title}]({png})" if png else "_not available for this selector_", ""]
     path = out / "report.md"
-    atomic_write_text(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path

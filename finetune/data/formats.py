@@ -28,7 +28,10 @@ from pathlib import Path
 
 from finetune.data import jsonio
 from finetune.data.elements import CONTAINERS, CONVERTERS, ROUNDTRIP, XC_IMAGE, RecordFormatError
+from finetune.data.internvl_meta import meta_entry_paths, read_internvl_meta_entries, write_internvl_meta
+from finetune.data.mix import sample_records
 from finetune.data.records import Record
+from finetune.files import write_text_atomic
 
 FORMATS = ("llava", "internvl", "internvl_meta", "xcomposer2", "sharegpt")
 
@@ -140,7 +143,7 @@ def write_records(records: list[Record], path: str | os.PathLike, format: str) -
     to_element = CONVERTERS[format][1]
     elements = [to_element(r) for r in records]
     text = jsonio.dumps_lines(elements) if container_of(path, format) == "lines" else jsonio.dumps_list(elements)
-    return jsonio.write_text_atomic(path, text)
+    return write_text_atomic(path, text)
 
 
 def read_llava(path, source=None) -> list[Record]:
@@ -175,11 +178,15 @@ def write_sharegpt(records, path) -> Path:
     return write_records(records, path, "sharegpt")
 
 
-from finetune.data.internvl_meta import (  # noqa: E402  (meta reading needs the readers above)
-    read_internvl_meta,
-    read_internvl_meta_entries,
-    write_internvl_meta,
-)
+def read_internvl_meta(meta_path: str | os.PathLike, seed: int = 0) -> dict[str, tuple[list[Record], Path]]:
+    """Every entry's records (``source`` = entry name, ``repeat_time`` applied) and image root."""
+    out = {}
+    for name, entry in read_internvl_meta_entries(meta_path).items():
+        annotation, root = meta_entry_paths(meta_path, entry)
+        records = read_internvl_jsonl(annotation, source=name)
+        out[name] = (sample_records(records, float(entry.get("repeat_time", 1)), seed), root)
+    return out
+
 
 __all__ = [
     "FORMATS", "ROUNDTRIP", "XC_IMAGE", "CONVERTERS", "DataFormatError", "RecordFormatError", "detect_format", "read_records", "write_records",

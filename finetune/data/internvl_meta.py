@@ -1,5 +1,8 @@
 """InternVL meta JSON: ``{name: {root, annotation, data_augment, repeat_time, length, max_dynamic_patch?}}``.
 
+This module reads and writes the meta file itself; ``finetune.data.formats.read_internvl_meta`` reads
+the annotation files it points to.
+
 Relative ``root`` and ``annotation`` paths are taken relative to the meta file's folder when they
 exist there, else relative to the current directory (InternVL's own scripts run from ``internvl_chat/``).
 
@@ -15,7 +18,7 @@ import os
 from pathlib import Path
 
 from finetune.data import jsonio
-from finetune.data.records import Record
+from finetune.files import write_text_atomic
 
 REQUIRED = ("root", "annotation")
 
@@ -42,7 +45,7 @@ def read_internvl_meta_entries(meta_path: str | os.PathLike) -> dict[str, dict]:
 
 def write_internvl_meta(entries: dict[str, dict], meta_path: str | os.PathLike) -> Path:
     """Write a meta file in the canonical style (indent 2, final newline), atomically."""
-    return jsonio.write_text_atomic(meta_path, jsonio.dumps_list(entries))
+    return write_text_atomic(meta_path, jsonio.dumps_list(entries))
 
 
 def meta_entry_paths(meta_path: str | os.PathLike, entry: dict) -> tuple[Path, Path]:
@@ -50,15 +53,3 @@ def meta_entry_paths(meta_path: str | os.PathLike, entry: dict) -> tuple[Path, P
     meta_path = Path(meta_path)
     return _resolve(meta_path, entry["annotation"]), _resolve(meta_path, entry["root"])
 
-
-def read_internvl_meta(meta_path: str | os.PathLike, seed: int = 0) -> dict[str, tuple[list[Record], Path]]:
-    """Every entry's records (``source`` = entry name, ``repeat_time`` applied) and image root."""
-    from finetune.data.formats import read_internvl_jsonl
-    from finetune.data.mix import sample_records
-
-    out = {}
-    for name, entry in read_internvl_meta_entries(meta_path).items():
-        annotation, root = meta_entry_paths(meta_path, entry)
-        records = read_internvl_jsonl(annotation, source=name)
-        out[name] = (sample_records(records, float(entry.get("repeat_time", 1)), seed), root)
-    return out

@@ -17,7 +17,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -154,12 +153,3 @@ def dumps_lines(objs: list[Any]) -> str:
     return "".join(json.dumps(obj, ensure_ascii=False) + "\n" for obj in objs)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write via a temporary file and ``os.replace`` so a killed writer never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path

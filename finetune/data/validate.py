@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune.data import formats, jsonio
+from finetune.data.internvl_meta import meta_entry_paths, read_internvl_meta_entries
 from finetune.data.records import GPT, HUMAN, IMAGE_TOKEN, Record
 
 
@@ -159,7 +160,6 @@ def validate_file(path: str | os.PathLike, format: str = "auto", image_root: str
 
 
 def _validate_meta(path, check_images_too: bool) -> list[Problem]:
-    from finetune.data.internvl_meta import meta_entry_paths, read_internvl_meta_entries
 
     try:
         entries = read_internvl_meta_entries(path)

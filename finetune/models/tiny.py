@@ -9,13 +9,11 @@ real ``InternVLProcessor``. The folder loads with ``AutoModelForImageTextToText.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from finetune.files import atomic_folder
 
 # The chat tokens of Qwen2/Hermes-2 and the image tokens the InternVL processor needs (DESIGN.md).
 CHAT_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -51,22 +49,6 @@ Describe the image in detail. Where is the storage tank? What object is in this 
 a scene with roads, houses, trees, fields, water, boats, planes, cars and courts seen from above.
 What is the capital of France? Paris. Write a short poem. Count the objects. red green blue white black gray
 """.split()
-
-
-@contextlib.contextmanager
-def checkpoint_folder(out: Path):
-    """Yield a temporary sibling folder; on success it replaces ``out`` at once (never half-written)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    try:
-        tmp.chmod(0o755)
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def _train_tokenizer(vocab_size: int):
@@ -181,7 +163,7 @@ def build_tiny_internvl(out_dir: str | os.PathLike, seed: int = 0, image_size: i
         image_seq_length=config.image_seq_length,
         chat_template=CHAT_TEMPLATE,
     )
-    with checkpoint_folder(out) as tmp:
+    with atomic_folder(out) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         (tmp / "geotune_tiny.json").write_text(json.dumps({"family": "internvl-hf", "seed": seed}) + "\n")
@@ -189,16 +171,3 @@ def build_tiny_internvl(out_dir: str | os.PathLike, seed: int = 0, image_size: i
 
 
 FAMILIES = {"internvl-hf": build_tiny_internvl}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--family", choices=sorted(FAMILIES), default="internvl-hf")
-    parser.add_argument("--out", required=True, help="checkpoint folder to write")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=64, help="tile size in pixels (64: fast on CPU)")
-
-
-def run(args: argparse.Namespace) -> int:
-    path = FAMILIES[args.family](args.out, seed=args.seed, image_size=args.image_size)
-    print(f"wrote tiny {args.family} checkpoint to {path}")
-    return 0

@@ -7,13 +7,12 @@ written with fixed encoder settings and no timestamps, so the same seed gives by
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from finetune.files import write_json_atomic, write_jsonl_atomic
 from geotune.synth.scenes import UCM_CLASSES, spaced_ucm
 from geotune.synth.scenes_aid import AID_CLASSES, AID_DIRS, AID_SIZES, draw_scene, spaced_aid
 from geotune.synth.vqa import draw_lr_scene, lr_questions
@@ -48,18 +47,8 @@ def save_image(pixels: np.ndarray, path: Path) -> None:
 
 
 def write_json(path: Path, obj, indent: int | None = None) -> None:
-    """JSON written to a temporary file then moved into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
+    """SynthRS JSON: compact unless ``indent`` (the published files are one line)."""
+    write_json_atomic(path, obj, indent=indent)
 
 
 # -- layouts ---------------------------------------------------------------------------------------
@@ -144,7 +133,7 @@ def write_geochat_bench(root: Path, seed: int, ucm: list[dict], aid: list[dict],
     bench = root / "GeoChat-Bench"
     ucm_rows = [{"question_id": Path(r["image"]).stem, "image": r["image"], "text": UCM_PROMPT,
                  "ground_truth": spaced_ucm(r["class"])} for r in ucm]
-    write_jsonl(bench / "UCmerced.jsonl", ucm_rows)
+    write_jsonl_atomic(bench / "UCmerced.jsonl", ucm_rows)
     aid_rows = []
     rng = stream_rng(seed, "bench", 0)
     for camel in AID_DIRS:
@@ -157,7 +146,7 @@ def write_geochat_bench(root: Path, seed: int, ucm: list[dict], aid: list[dict],
                 image, truth = image[: -len(".jpg")] + ".png", camel + "\\n"
             aid_rows.append({"question_id": Path(r["image"]).stem, "image": image, "text": AID_PROMPT,
                              "ground_truth": truth})
-    write_jsonl(bench / "aid.jsonl", aid_rows)
+    write_jsonl_atomic(bench / "aid.jsonl", aid_rows)
     lr_rows = []
     for r in lr_test:
         row = {"question_id": r["question_id"], "image": f"{r['img_id']}.tif", "text": r["question"],
@@ -165,4 +154,4 @@ def write_geochat_bench(root: Path, seed: int, ucm: list[dict], aid: list[dict],
         if published_defects:
             del row["ground_truth"]
         lr_rows.append(row)
-    write_jsonl(bench / "lrben.jsonl", lr_rows)
+    write_jsonl_atomic(bench / "lrben.jsonl", lr_rows)

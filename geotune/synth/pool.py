@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from finetune.files import write_jsonl_atomic
 from geotune.synth.canvas import DrawnObject, oriented_box
 from geotune.synth.layouts import (
     AID_PROMPT,
@@ -27,7 +28,6 @@ from geotune.synth.layouts import (
     save_image,
     stream_rng,
     write_json,
-    write_jsonl,
 )
 from geotune.synth.scenes import UCM_CLASSES, spaced_ucm
 from geotune.synth.scenes_aid import AID_CLASSES, draw_scene, spaced_aid
@@ -238,7 +238,7 @@ def write_pool(root: Path, seed: int, image_size: int, options: PoolOptions) -> 
         if duplicate_of is None:
             made.append((spec, rid))
     write_json(base / "geochat_style.json", records, indent=2)
-    write_jsonl(base / "geochat_style_meta.jsonl", meta)
+    write_jsonl_atomic(base / "geochat_style_meta.jsonl", meta)
     return summarize(meta)
 
 

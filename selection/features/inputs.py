@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from finetune.batching import length_sorted_batches
 from finetune.data.records import IMAGE_TOKEN
 from selection.features.prefetch import prefetched
 
@@ -63,21 +64,8 @@ def length_key(record) -> tuple[int, int]:
     return (len(record.images), len(record.prompt) + len(record.answer))
 
 
-def batches_by_length(lengths: Sequence, batch_size: int) -> Iterator[list[int]]:
-    """Index batches in descending length order, so each batch pads to similar lengths.
-
-    Callers write results back by these indices, which restores record order. Descending order puts
-    the largest batch first, so an out-of-memory batch fails at once rather than at the end.
-    """
-    if batch_size < 1:
-        raise ValueError(f"selection.features.batch_size must be >= 1, got {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], -i), reverse=True)
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
-
-
 def prefetched_samples(records, data, batch_size: int, prepare=None) -> Iterator[tuple[list[int], Any]]:
-    """``(indices, samples)`` per ``batches_by_length`` batch of ``records``, the next batches' images
+    """``(indices, samples)`` per ``length_sorted_batches`` batch of ``records``, the next batches' images
     decoded in a background thread while the caller runs the current one.
 
     With ``prepare``, the thread also runs ``prepare(samples)`` (e.g. ``ModelRunner.encode``: chat
@@ -88,7 +76,7 @@ def prefetched_samples(records, data, batch_size: int, prepare=None) -> Iterator
         samples = [sample_from_record(records[i], data) for i in idx]
         return prepare(samples) if prepare is not None else samples
 
-    return prefetched(batches_by_length([length_key(r) for r in records], batch_size), load)
+    return prefetched(length_sorted_batches([length_key(r) for r in records], batch_size, "selection.features.batch_size"), load)
 
 
 def find_decoder_layers(model) -> torch.nn.ModuleList:
@@ -170,8 +158,8 @@ class ModelRunner:
     """
 
     def __init__(self, model_cfg, max_patches: int = 1):
+        from finetune.distributed import process_state
         from finetune.models.adapters import get_adapter
-        from selection.features.store import process_state
 
         self.adapter = get_adapter(model_cfg.adapter)
         self.model, self.processor = self.adapter.load(model_cfg)

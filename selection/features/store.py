@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from finetune.distributed import process_state
+from finetune.files import atomic_path, save_npy_atomic, write_json_atomic
+
 log = logging.getLogger(__name__)
 
 # Weight files whose size and mtime identify a checkpoint's content without hashing gigabytes.
@@ -60,27 +63,6 @@ def model_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
             stat = item.stat()
             files[str(item.relative_to(root))] = [stat.st_size, int(stat.st_mtime_ns)]
     return {"path": str(root), "files": files}
-
-
-def process_state():
-    """accelerate's process state; on a machine without CUDA it must be told ``cpu=True`` to pick up
-    a multi-process (gloo) launch. The state is a singleton: whoever creates it first decides."""
-    import torch
-    from accelerate import PartialState
-
-    return PartialState(cpu=not torch.cuda.is_available())
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
-
-
-def _atomic_write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
@@ -139,8 +121,8 @@ def run_sharded(
         rows, stats = compute(lo, hi)
         if rows.shape[0] != hi - lo:
             raise RuntimeError(f"shard {k}: computed {rows.shape[0]} rows for records [{lo}, {hi})")
-        _atomic_save(shards / f"shard-{k:05d}.npy", np.ascontiguousarray(rows, dtype=dtype))
-        _atomic_write_json(shards / f"shard-{k:05d}.done", {"rows": hi - lo, **stats, "seconds": time.perf_counter() - start})
+        save_npy_atomic(shards / f"shard-{k:05d}.npy", np.ascontiguousarray(rows, dtype=dtype))
+        write_json_atomic(shards / f"shard-{k:05d}.done", {"rows": hi - lo, **stats, "seconds": time.perf_counter() - start}, indent=1, sort_keys=True)
         if on_shard_done is not None:
             on_shard_done(k)
     state.wait_for_everyone()
@@ -154,21 +136,21 @@ def _merge(entry: Path, ranges: list[tuple[int, int]], dtype: str, meta: dict[st
     shards = entry / "shards"
     first = np.load(shards / "shard-00000.npy", mmap_mode="r")
     n = ranges[-1][1]
-    tmp = entry / f"values.tmp{os.getpid()}.npy"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, *first.shape[1:]))
     totals: dict[str, float] = {}
-    for k, (lo, hi) in enumerate(ranges):
-        done = shards / f"shard-{k:05d}.done"
-        if not done.exists():
-            raise RuntimeError(f"{entry}: shard {k} is missing after all processes finished; rerun to resume")
-        out[lo:hi] = np.load(shards / f"shard-{k:05d}.npy", mmap_mode="r")
-        for key, value in json.loads(done.read_text()).items():
-            if key != "seconds":
-                totals[key] = totals.get(key, 0) + value
-    out.flush()
-    del out
-    _atomic_write_json(entry / "report.json", {**meta, **totals, "shards": len(ranges), "dim": list(first.shape[1:])})
-    os.replace(tmp, entry / "values.npy")
+    with atomic_path(entry / "values.npy", suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, *first.shape[1:]))
+        for k, (lo, hi) in enumerate(ranges):
+            done = shards / f"shard-{k:05d}.done"
+            if not done.exists():
+                raise RuntimeError(f"{entry}: shard {k} is missing after all processes finished; rerun to resume")
+            out[lo:hi] = np.load(shards / f"shard-{k:05d}.npy", mmap_mode="r")
+            for key, value in json.loads(done.read_text()).items():
+                if key != "seconds":
+                    totals[key] = totals.get(key, 0) + value
+        out.flush()
+        del out
+        write_json_atomic(entry / "report.json", {**meta, **totals, "shards": len(ranges), "dim": list(first.shape[1:])},
+                          indent=1, sort_keys=True)
     # The merged file now holds every row; the shards are only needed to resume an unfinished run.
     shutil.rmtree(shards, ignore_errors=True)
 

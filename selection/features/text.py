@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from finetune.distributed import process_state
 from selection.features.inputs import nan_rows, strip_placeholders
-from selection.features.store import model_fingerprint, process_state
+from selection.features.store import model_fingerprint
 
 
 def default_text_model() -> Path:

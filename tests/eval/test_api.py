@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from eval import api, cli
+from eval import api
+from geotune.commands import eval as cli
 from geotune.config import load_recipe
 
 

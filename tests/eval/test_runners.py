@@ -14,7 +14,7 @@ def _lines(path):
 def test_run_ucmerced_writes_predictions_result_and_confusion(tmp_path, bench_root, tiny_loaded):
     model, processor, adapter = tiny_loaded
     bench = read_ucmerced(bench_root)
-    result = runners.run_ucmerced(model, processor, bench, adapter=adapter, batch_size=9, out_dir=tmp_path, max_new_tokens=1)
+    result = runners.run_benchmark("ucmerced", model, processor, bench, adapter=adapter, batch_size=9, out_dir=tmp_path, max_new_tokens=1)
     rows = _lines(tmp_path / "ucmerced.predictions.jsonl")
     assert sorted(r["question_id"] for r in rows) == sorted(i.question_id for i in bench.items)
     assert {"question_id", "image", "question", "answer", "ground_truth", "category"} <= set(rows[0])
@@ -30,9 +30,9 @@ def test_run_ucmerced_writes_predictions_result_and_confusion(tmp_path, bench_ro
 
 def test_run_aid_and_lrben_counts(tmp_path, bench_root, tiny_loaded):
     model, processor, adapter = tiny_loaded
-    aid = runners.run_aid(model, processor, read_aid(bench_root), adapter=adapter, batch_size=9, out_dir=tmp_path, max_new_tokens=1)
+    aid = runners.run_benchmark("aid", model, processor, read_aid(bench_root), adapter=adapter, batch_size=9, out_dir=tmp_path, max_new_tokens=1)
     assert aid["count"] == 9
-    lrben = runners.run_lrben(model, processor, read_lrben(bench_root), adapter=adapter, batch_size=6, out_dir=tmp_path,
+    lrben = runners.run_benchmark("lrben", model, processor, read_lrben(bench_root), adapter=adapter, batch_size=6, out_dir=tmp_path,
                               max_new_tokens=1)
     assert lrben["count"] == 6 and lrben["average_count"] == 4
     assert {t: v["count"] for t, v in lrben["per_type"].items()} == {"comp": 1, "count": 2, "presence": 2, "rural_urban": 1}
@@ -42,7 +42,7 @@ def test_run_aid_and_lrben_counts(tmp_path, bench_root, tiny_loaded):
 
 def test_limit_and_custom_prompt_in_memory(bench_root, tiny_loaded):
     model, processor, adapter = tiny_loaded
-    result = runners.run_ucmerced(model, processor, read_ucmerced(bench_root), adapter=adapter, limit=4, out_dir=None,
+    result = runners.run_benchmark("ucmerced", model, processor, read_ucmerced(bench_root), adapter=adapter, limit=4, out_dir=None,
                                   max_new_tokens=1, classification_prompt="Which of {classes}?")
     assert result["count"] == 4 and result["prompt"] == "Which of agricultural, dense residential, river?"
 
@@ -50,7 +50,7 @@ def test_limit_and_custom_prompt_in_memory(bench_root, tiny_loaded):
 def test_geochat_bench_items_run_with_repairs_in_result(tmp_path, bench_root, tiny_loaded):
     model, processor, adapter = tiny_loaded
     bench = read_geochat_bench(bench_root / "GeoChat-Bench" / "aid.jsonl", "aid", bench_root)
-    result = runners.run_aid(model, processor, bench, adapter=adapter, batch_size=6, out_dir=tmp_path, max_new_tokens=1)
+    result = runners.run_benchmark("aid", model, processor, bench, adapter=adapter, batch_size=6, out_dir=tmp_path, max_new_tokens=1)
     assert result["repairs"]["image_png_to_jpg"] == 6 and result["count"] == 6
 
 
@@ -58,7 +58,7 @@ def test_killed_eval_resumes_to_the_same_result(tmp_path, bench_root, tiny_loade
     model, processor, adapter = tiny_loaded
     bench = read_ucmerced(bench_root)
     kwargs = dict(adapter=adapter, batch_size=2, max_new_tokens=3, limit=6)
-    full = runners.run_ucmerced(model, processor, bench, out_dir=tmp_path / "full", **kwargs)
+    full = runners.run_benchmark("ucmerced", model, processor, bench, out_dir=tmp_path / "full", **kwargs)
 
     real, calls = runners.generate_batch, []
 
@@ -70,14 +70,14 @@ def test_killed_eval_resumes_to_the_same_result(tmp_path, bench_root, tiny_loade
 
     monkeypatch.setattr(runners, "generate_batch", dies_after_one_batch)
     with pytest.raises(KeyboardInterrupt):
-        runners.run_ucmerced(model, processor, bench, out_dir=tmp_path / "killed", **kwargs)
+        runners.run_benchmark("ucmerced", model, processor, bench, out_dir=tmp_path / "killed", **kwargs)
     partial = tmp_path / "killed" / "ucmerced.predictions.jsonl"
     assert len(_lines(partial)) == 2 and not (tmp_path / "killed" / "ucmerced.json").exists()
     with open(partial, "a") as handle:  # the kill also cut a line short
         handle.write('{"question_id": "river/riv')
     monkeypatch.setattr(runners, "generate_batch", real)
 
-    resumed = runners.run_ucmerced(model, processor, bench, out_dir=tmp_path / "killed", **kwargs)
+    resumed = runners.run_benchmark("ucmerced", model, processor, bench, out_dir=tmp_path / "killed", **kwargs)
     assert resumed["resumed_from"] == 2 and resumed["dropped_partial_lines"] == 1
     by_id = lambda path: {r["question_id"]: r["answer"] for r in _lines(path)}  # noqa: E731
     assert by_id(partial) == by_id(tmp_path / "full" / "ucmerced.predictions.jsonl")
@@ -88,13 +88,13 @@ def test_killed_eval_resumes_to_the_same_result(tmp_path, bench_root, tiny_loade
 def test_finished_eval_reruns_without_generating(tmp_path, bench_root, tiny_loaded, monkeypatch):
     model, processor, adapter = tiny_loaded
     bench = read_lrben(bench_root)
-    first = runners.run_lrben(model, processor, bench, adapter=adapter, batch_size=6, out_dir=tmp_path, max_new_tokens=1)
+    first = runners.run_benchmark("lrben", model, processor, bench, adapter=adapter, batch_size=6, out_dir=tmp_path, max_new_tokens=1)
 
     def must_not_generate(*args, **kwargs):
         raise AssertionError("everything was answered already")
 
     monkeypatch.setattr(runners, "generate_batch", must_not_generate)
-    again = runners.run_lrben(model, processor, bench, adapter=adapter, batch_size=6, out_dir=tmp_path, max_new_tokens=1)
+    again = runners.run_benchmark("lrben", model, processor, bench, adapter=adapter, batch_size=6, out_dir=tmp_path, max_new_tokens=1)
     assert again["resumed_from"] == 6 and again["score"] == first["score"]
 
 
@@ -102,10 +102,10 @@ def test_predictions_from_other_settings_are_set_aside_not_resumed(tmp_path, ben
     model, processor, adapter = tiny_loaded
     bench = read_lrben(bench_root)
     kwargs = dict(adapter=adapter, batch_size=6, out_dir=tmp_path)
-    runners.run_lrben(model, processor, bench, max_new_tokens=1, model_fingerprint="a", **kwargs)
-    again = runners.run_lrben(model, processor, bench, max_new_tokens=1, model_fingerprint="b", **kwargs)
+    runners.run_benchmark("lrben", model, processor, bench, max_new_tokens=1, model_fingerprint="a", **kwargs)
+    again = runners.run_benchmark("lrben", model, processor, bench, max_new_tokens=1, model_fingerprint="b", **kwargs)
     assert again["stale_predictions_set_aside"] == 6 and again["resumed_from"] == 0
     assert len(_lines(tmp_path / "lrben.predictions.stale.jsonl")) == 6
     assert len(_lines(tmp_path / "lrben.predictions.jsonl")) == 6
-    same = runners.run_lrben(model, processor, bench, max_new_tokens=1, model_fingerprint="b", **kwargs)
+    same = runners.run_benchmark("lrben", model, processor, bench, max_new_tokens=1, model_fingerprint="b", **kwargs)
     assert same["stale_predictions_set_aside"] == 0 and same["resumed_from"] == 6

@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from colours import write_colour_set  # noqa: E402
 
-from finetune.experiment import run_experiment  # noqa: E402
 from geotune.config import load_recipe  # noqa: E402
+from geotune.experiment import run_experiment  # noqa: E402
 
 
 def main(data_dir: str, model: str, run_dir: str, *overrides: str) -> None:

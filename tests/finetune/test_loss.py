@@ -7,9 +7,9 @@ import torch
 from test_training import recipe
 from transformers.loss.loss_utils import ForCausalLMLoss
 
-from finetune.experiment import build_trainer
 from finetune.loss import next_token_labelled, supervised_logits_loss, takes_boolean_logits_to_keep
 from finetune.models.adapters.supervision import IGNORE_INDEX
+from finetune.training import build_trainer
 
 
 def hand_labels():

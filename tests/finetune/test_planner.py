@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-from finetune.loss import supervised_loss
 from finetune.planner import (
     Setup,
     estimate,
@@ -161,7 +160,7 @@ def _small_step(tiny_internvl, mode, checkpointing, seq, labelled_share=1.0):
              "pixel_values": torch.randn(1, 3, 64, 64)}
     params = [p for p in model.parameters() if p.requires_grad]
     measured = measure_step_memory(model, batch, torch.optim.AdamW(params, lr=1e-4, fused=True),
-                                   loss_fn=supervised_loss if labelled_share < 1 else None)
+                                   supervised_logits=labelled_share < 1)
     setup = Setup(spec=spec_from_config(tiny_internvl), mode=mode, lora_r=8, lora_targets=targets,
                   train_projector=mode == "full", zero_stage=0, gpus=1, weight_bytes=4, batch=1, seq=seq,
                   gradient_checkpointing=checkpointing, device="cpu", labelled_share=labelled_share)

@@ -8,8 +8,9 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from finetune.experiment import build_trainer, run_experiment
+from finetune.training import build_trainer
 from geotune.config import load_recipe
+from geotune.experiment import run_experiment
 
 
 class StopAfter(TrainerCallback):

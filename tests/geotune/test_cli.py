@@ -22,3 +22,11 @@ def test_unknown_command_fails_with_choices(capsys):
     with pytest.raises(SystemExit):
         main(["trian"])
     assert "choose from" in capsys.readouterr().err
+
+
+def test_train_py_reports_a_bad_key_in_one_line(capsys):
+    import train
+
+    assert train.main(["recipe=demo", "train.lerning_rate=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "train.lerning_rate" in err and "train.learning_rate" in err

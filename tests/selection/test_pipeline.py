@@ -130,7 +130,7 @@ def test_given_manifest_is_used(tmp_path, calls, records):
 
 def test_cli_select(tmp_path, records, capsys):
     from finetune.data.formats import write_records
-    from selection import cli
+    from geotune.commands import select as cli
 
     ann = write_records(records(30), tmp_path / "pool.json", "llava")
     parser = argparse.ArgumentParser()

@@ -14,7 +14,7 @@ Every adapter module provides (eval and selection rely on the first four):
   new tokens (InternVLChatModel's returns the new ones only; XComposer2 generates from image
   embeddings + ``im_mask``). ``eval.generate.generate_batch`` uses it when present.
 
-Training side (``finetune.experiment``), per family:
+Training side (``finetune.training``), per family:
 
 - ``encode_for_training(processor, record, images, max_length, *, model_cfg=None, too_long="truncate") -> dict``:
   ``input_ids`` and ``labels`` (lists; labels only on assistant answers and their end-of-turn token,

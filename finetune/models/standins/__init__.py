@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from finetune.models.tiny import checkpoint_folder
+from finetune.files import atomic_folder
 
 HERE = Path(__file__).resolve().parent
 PHI3_TOKENS = ["<|user|>", "<|assistant|>", "<|end|>", "<|system|>"]
@@ -37,7 +37,7 @@ def _tokenizer(extra_tokens=()):
 def _write(out_dir, model, tokenizer, code_files, auto_map) -> Path:
     """Save weights + tokenizer + modeling code with ``auto_map`` into ``out_dir``, atomically."""
     out = Path(out_dir)
-    with checkpoint_folder(out) as tmp:
+    with atomic_folder(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for name in code_files:

@@ -9,9 +9,9 @@ from PIL import Image
 
 from finetune.config import LoraConfig, ModelConfig
 from finetune.data.records import Record
-from finetune.experiment import build_trainer
 from finetune.models.adapters import auto, internvl_hf, internvl_remote, xcomposer2
 from finetune.models.adapters.supervision import IGNORE_INDEX
+from finetune.training import build_trainer
 from geotune.config import load_recipe
 
 RECORD = Record(id="r", images=["a.png"], conversations=[{"from": "human", "value": "<image>\nWhat is it?"},

@@ -12,7 +12,8 @@ SCRIPT = textwrap.dedent(
     """
     import json, os, sys
     import numpy as np
-    from selection.features.store import process_state, run_sharded
+    from finetune.distributed import process_state
+    from selection.features.store import run_sharded
 
     state = process_state()
     out_dir = sys.argv[1]

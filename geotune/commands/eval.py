@@ -68,7 +68,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         print("geotune eval: eval.benchmarks is empty; set e.g. eval.benchmarks=[ucmerced,aid,lrben]", file=sys.stderr)
         return 2
     results = evaluate_checkpoint(cfg, checkpoint, shard=True)  # every process of `accelerate launch` answers a share
-    from eval.runners import process_state
+    from finetune.distributed import process_state
 
     if process_state().is_main_process:
         print(format_results(results))
@@ -89,9 +89,9 @@ def _run_score(args: argparse.Namespace) -> int:
     for reason, n in sorted(result["repairs"].items()):
         print(f"  {reason}: {n}")
     if args.out:
-        from eval.predictions import atomic_write_json
+        from finetune.files import write_json_atomic
 
-        atomic_write_json(args.out, result)
+        write_json_atomic(args.out, result)
     return 0
 
 

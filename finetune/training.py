@@ -1,17 +1,13 @@
-"""One experiment, top to bottom: recipe → data → manifest → model → Trainer → save → eval.
+"""Training one recipe's model on given records: ``TrainingArguments``, LoRA or full, ``GeoTrainer``, summary.
 
-``train.py`` and ``geotune train`` both call ``run_experiment``. Under ``torchrun`` / ``accelerate
-launch`` every rank runs this; the main rank builds shared artefacts first (tiny model, selection
-manifest) and the others reuse them.
+The base layer of a run: it knows nothing of selection, evaluation or the recipe loader. The app
+(``geotune/experiment.py``) decides which records to train on and calls ``build_trainer``; the process
+environment (``geotune/runtime.py``) is set before any of this runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import os
-import time
 from pathlib import Path
 
 import torch
@@ -19,13 +15,6 @@ import torch
 from finetune import distributed
 
 SUMMARY = "train_summary.json"
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically (tmp + ``os.replace``)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def ensure_tiny_model(model_cfg) -> None:
@@ -36,36 +25,12 @@ def ensure_tiny_model(model_cfg) -> None:
         build_tiny_internvl(model_cfg.path)
 
 
-def training_records(cfg, data) -> list:
-    """The records to train on: all of them, or those the selection manifest keeps (in its order)."""
-    manifest = cfg.selection.manifest
-    if not manifest and cfg.selection.method != "full":
-        from selection.pipeline import run_selection
-
-        manifest = run_selection(cfg, data)
-    if not manifest:
-        return list(data.records)
-    from selection.manifest import read_manifest
-
-    _, rows = read_manifest(manifest)
-    by_id = {record.id: record for record in data.records}
-    missing = [row["id"] for row in rows if row["id"] not in by_id]
-    if missing:
-        raise ValueError(
-            f"{manifest}: {len(missing)} manifest ids are not in the training data (first: '{missing[0]}'); "
-            "the manifest was made for other data: delete it to select again, or fix selection.manifest"
-        )
-    return [by_id[row["id"]] for row in rows]
-
-
 def training_arguments(cfg):
     """``TrainingArguments`` from the recipe's ``train`` section (``train.trainer_args`` checked by name)."""
     from transformers import TrainingArguments
 
     t = cfg.train
     report_to = [r for r in t.report_to if r != "none"] or "none"
-    if "wandb" in list(t.report_to) and not os.environ.get("WANDB_API_KEY"):
-        os.environ.setdefault("WANDB_MODE", "offline")  # never reach a server unless the user configured one
     kwargs = dict(
         output_dir=str(cfg.run_dir), num_train_epochs=float(t.epochs), max_steps=int(t.max_steps),
         learning_rate=float(t.learning_rate), weight_decay=float(t.weight_decay), adam_beta2=float(t.adam_beta2),
@@ -108,7 +73,8 @@ def prepare_model(adapter, model, train_cfg):
     raise ValueError(f"train.mode: '{train_cfg.mode}' is not one of lora, full")
 
 
-def _pad_id(processor) -> int:
+def pad_token_id(processor) -> int:
+    """The collator's padding id: the tokenizer's pad token, else its end-of-sequence token."""
     tok = getattr(processor, "tokenizer", processor)
     return int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
 
@@ -150,12 +116,15 @@ def summarize(trainer, seconds: float, resumed_from: str | None) -> dict:
     }
 
 
-def build_trainer(cfg, data=None):
-    """Everything up to ``trainer.train()``: data, manifest, model (LoRA/full), dataset, ``GeoTrainer``.
+def build_trainer(cfg, data, records=None, args=None):
+    """Model (LoRA/full) and dataset of ``records``, wrapped in a ``GeoTrainer``; nothing is trained yet.
 
     Args:
         cfg: the recipe (``geotune.config.load_recipe``).
-        data: a ``TrainingData`` already loaded (tests); by default ``load_training_data(cfg)``.
+        data: the loaded ``TrainingData`` (``finetune.data.loader.load_training_data``).
+        records: the records to train on, in order (default: every record of ``data``).
+        args: ``TrainingArguments`` already built (default: ``training_arguments(cfg)``, which starts the
+            process group under ``torchrun`` / ``accelerate launch``).
 
     Returns:
         The trainer; ``trainer.experiment`` holds ``data``, ``records`` and ``dataset``.
@@ -165,23 +134,9 @@ def build_trainer(cfg, data=None):
     from finetune.collator import DataCollatorForVLM, SupervisedDataset
     from finetune.models.adapters import get_adapter
     from finetune.trainer import GeoTrainer
-    from geotune.config import save_resolved
 
-    # Samples are tokenised a few short pieces at a time: the tokenizers thread pool only adds wake-ups
-    # that compete with the model's threads (100 batches of the throughput benchmark load in 1.0 s
-    # without it, 1.5-2.1 s with it), and DataLoader workers would disable it after forking anyway.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    distributed.prepare_environment(cfg.train.deepspeed)
-    args = training_arguments(cfg)  # initialises the process group under torchrun / accelerate
-    with args.main_process_first(desc="tiny model, data and selection"):
-        if args.process_index == 0:
-            save_resolved(cfg)
-        ensure_tiny_model(cfg.model)
-        if data is None:
-            from finetune.data.loader import load_training_data
-
-            data = load_training_data(cfg)
-        records = training_records(cfg, data)
+    args = training_arguments(cfg) if args is None else args
+    records = list(data.records) if records is None else records
     adapter = get_adapter(cfg.model.adapter)
     set_seed(int(cfg.seed))  # LoRA init draws from the global RNG: same seed, same run, same on every rank
     model, processor = adapter.load(cfg.model)
@@ -190,44 +145,9 @@ def build_trainer(cfg, data=None):
     if not len(dataset):
         raise ValueError(f"no training samples left (skipped: {dict(dataset.skipped)}); check data.datasets")
     model = prepare_model(adapter, model, cfg.train)
-    trainer = GeoTrainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorForVLM(_pad_id(processor)),
-                         processing_class=processor, adapter=adapter, length_grouped=bool(cfg.train.group_by_length),
+    trainer = GeoTrainer(model=model, args=args, train_dataset=dataset,
+                         data_collator=DataCollatorForVLM(pad_token_id(processor)), processing_class=processor,
+                         adapter=adapter, length_grouped=bool(cfg.train.group_by_length),
                          supervised_logits=bool(cfg.train.supervised_logits))
     trainer.experiment = {"data": data, "records": records, "dataset": dataset}
     return trainer
-
-
-def run_experiment(cfg, data=None) -> dict:
-    """Run one recipe end to end; returns the training summary (plus ``eval`` results when asked)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    run_dir = Path(cfg.run_dir)
-    trainer = build_trainer(cfg, data)
-    resume = get_last_checkpoint(str(run_dir)) if cfg.train.resume and run_dir.is_dir() else None
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - start
-    trainer.save_model(str(run_dir / "final"))  # peft adapter or full weights (+ processor); gathers ZeRO-3
-    summary = summarize(trainer, seconds, resume)
-    if trainer.args.process_index == 0:
-        write_json(run_dir / SUMMARY, summary)
-        if list(cfg.eval.benchmarks):
-            from eval.api import evaluate_checkpoint
-
-            summary["eval"] = evaluate_checkpoint(cfg, run_dir / "final")
-    trainer.accelerator.wait_for_everyone()
-    return summary
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from geotune.config import add_recipe_arguments
-
-    add_recipe_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    from geotune.config import recipe_from_args
-
-    summary = run_experiment(recipe_from_args(args))
-    print(json.dumps({k: summary[k] for k in ("steps", "train_seconds", "final_loss", "tokens_per_second")}))
-    return 0

@@ -1,0 +1,20 @@
+"""``geotune tiny-model --out DIR``: write a tiny random-init checkpoint, offline (``finetune/models/tiny.py``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from finetune.models.tiny import FAMILIES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="internvl-hf")
+    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image-size", type=int, default=64, help="tile size in pixels (64: fast on CPU)")
+
+
+def run(args: argparse.Namespace) -> int:
+    path = FAMILIES[args.family](args.out, seed=args.seed, image_size=args.image_size)
+    print(f"wrote tiny {args.family} checkpoint to {path}")
+    return 0

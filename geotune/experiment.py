@@ -1,0 +1,103 @@
+"""One experiment, top to bottom: recipe → data → selection manifest → training → save → evaluation.
+
+``train.py``, ``accelerate launch train.py`` and ``geotune train`` all call ``run_experiment``. Under
+``torchrun`` / ``accelerate launch`` every rank runs this function; the main rank builds the shared
+artefacts first (tiny model, selection manifest) and the others reuse them.
+
+Who does what: ``finetune`` loads data and trains, ``selection`` writes the manifest, ``eval`` scores
+the saved model. This module only decides the order.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from finetune.data.loader import load_training_data
+from finetune.files import write_json_atomic
+from finetune.training import SUMMARY, build_trainer, ensure_tiny_model, summarize, training_arguments
+from geotune.config import save_resolved
+from geotune.runtime import configure_process
+from selection.manifest import read_manifest
+from selection.pipeline import run_selection
+
+
+def training_records(cfg, data) -> list:
+    """The records to train on: all of them, or those the selection manifest keeps (in its order).
+
+    Runs selection when the recipe asks for a method and names no ready manifest.
+    """
+    manifest = cfg.selection.manifest
+    if not manifest and cfg.selection.method != "full":
+        manifest = run_selection(cfg, data)
+    if not manifest:
+        return list(data.records)
+    _, rows = read_manifest(manifest)
+    by_id = {record.id: record for record in data.records}
+    missing = [row["id"] for row in rows if row["id"] not in by_id]
+    if missing:
+        raise ValueError(
+            f"{manifest}: {len(missing)} manifest ids are not in the training data (first: '{missing[0]}'); "
+            "the manifest was made for other data: delete it to select again, or fix selection.manifest"
+        )
+    return [by_id[row["id"]] for row in rows]
+
+
+def last_checkpoint(cfg) -> str | None:
+    """The newest ``checkpoint-N`` of the run directory when ``train.resume`` is on."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    run_dir = Path(cfg.run_dir)
+    return get_last_checkpoint(str(run_dir)) if cfg.train.resume and run_dir.is_dir() else None
+
+
+def evaluate(cfg, checkpoint: Path) -> dict:
+    """Score the saved model on ``eval.benchmarks`` (empty: nothing)."""
+    if not list(cfg.eval.benchmarks):
+        return {}
+    from eval.api import evaluate_checkpoint
+
+    return evaluate_checkpoint(cfg, checkpoint)
+
+
+def run_experiment(cfg, data=None) -> dict:
+    """Run one recipe end to end.
+
+    Args:
+        cfg: the recipe (``geotune.config.load_recipe``).
+        data: a ``TrainingData`` already loaded (tests); by default the recipe's ``data.datasets``.
+
+    Returns:
+        The training summary (``train_summary.json``), plus ``eval`` results when benchmarks are set.
+    """
+    # 1. The process: environment variables and CPU DeepSpeed wiring, before any library starts.
+    configure_process(cfg)
+    args = training_arguments(cfg)  # starts the process group under torchrun / accelerate launch
+    run_dir = Path(cfg.run_dir)
+
+    # 2. Shared inputs, built once by the main rank: config record, model, data, selection manifest.
+    with args.main_process_first(desc="tiny model, data and selection"):
+        if args.process_index == 0:
+            save_resolved(cfg)
+        ensure_tiny_model(cfg.model)
+        data = load_training_data(cfg) if data is None else data
+        records = training_records(cfg, data)
+
+    # 3. Training, resumed from the last checkpoint when there is one.
+    trainer = build_trainer(cfg, data, records, args)
+    resume = last_checkpoint(cfg)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - start
+
+    # 4. The model and what the run did.
+    trainer.save_model(str(run_dir / "final"))  # peft adapter or full weights (+ processor); gathers ZeRO-3
+    summary = summarize(trainer, seconds, resume)
+    if args.process_index == 0:
+        write_json_atomic(run_dir / SUMMARY, summary, sort_keys=True)
+
+    # 5. Evaluation of the saved model.
+    if args.process_index == 0:
+        summary["eval"] = evaluate(cfg, run_dir / "final")
+    trainer.accelerator.wait_for_everyone()
+    return summary

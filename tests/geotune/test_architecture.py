@@ -1,0 +1,57 @@
+"""The layers of the README's architecture, checked on the tree as it is (not on a list kept by hand)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBRARIES = ("finetune", "selection", "eval")
+
+
+def test_import_linter_contracts_hold():
+    """``lint-imports`` (the contracts in pyproject.toml) passes: layers, forbidden imports, no circles."""
+    from importlinter.cli import lint_imports
+
+    assert lint_imports(config_filename=str(ROOT / "pyproject.toml")) == 0
+
+
+def _python_files(package: str):
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", LIBRARIES)
+def test_library_packages_have_no_command_line_halves(package):
+    """Commands live in geotune/commands/: no library module defines the CLI interface."""
+    offenders = []
+    for path in _python_files(package):
+        tree = ast.parse(path.read_text())
+        names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        if {"add_arguments", "run"} <= names:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+@pytest.mark.parametrize("package", LIBRARIES)
+def test_library_packages_never_import_the_app(package):
+    """No import of ``geotune`` anywhere in a library package, function-local ones included."""
+    offenders = []
+    for path in _python_files(package):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            if any(m == "geotune" or m.startswith("geotune.") for m in modules):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_every_command_is_one_module_under_geotune_commands():
+    from geotune.cli import COMMANDS
+
+    for name, (module, _) in COMMANDS.items():
+        assert module == f"geotune.commands.{name.replace('-', '_')}"
+        assert (ROOT / "geotune" / "commands" / f"{name.replace('-', '_')}.py").exists()
+
+
+def test_the_experiment_reads_in_under_150_lines():
+    assert len((ROOT / "geotune" / "experiment.py").read_text().splitlines()) < 150
