@@ -25,8 +25,9 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
+# rope_scaling null, as on the Hub (InternLM2-based checkpoints without long-context scaling).
 LLM = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-       "max_position_embeddings": 128}
+       "max_position_embeddings": 128, "rope_scaling": None}
 
 KINDS = {
     "internlm2": {
