@@ -249,6 +249,13 @@ def image_token_id(model) -> int:
     return int(model.img_context_token_id)
 
 
+def template_tokens(processor) -> list[str]:
+    """The special tokens of this template and of the image spans (and ``<s>`` where it comes first)."""
+    fmt = chat_format(processor)
+    bos = [processor.tokenizer.bos_token] if fmt.bos else []
+    return [*bos, *sv.format_special_tokens(fmt), IMG_START, IMG_CONTEXT, IMG_END]
+
+
 def model_parts(model) -> dict:
     """Module-name prefixes of the vision tower, projector and language model."""
     return PARTS

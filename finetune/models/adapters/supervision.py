@@ -9,6 +9,7 @@ gives the same ids as tokenising the whole string, and the label mask is exact b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -69,6 +70,12 @@ XCOMPOSER2 = ChatFormat(
     system="[UNUSED_TOKEN_146]system\n{}[UNUSED_TOKEN_145]\n",
     bos=True,
 )
+
+
+def format_special_tokens(fmt: ChatFormat) -> list[str]:
+    """The special tokens a layout's turn strings use (``<|im_start|>``, ``[UNUSED_TOKEN_145]``...), in order."""
+    text = fmt.system + fmt.user + fmt.assistant_prefix + fmt.assistant_end + fmt.separator
+    return list(dict.fromkeys(re.findall(r"<\|[^|<>]+\|>|\[UNUSED_TOKEN_\d+\]", text)))
 
 
 @dataclass

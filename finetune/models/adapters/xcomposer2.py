@@ -145,6 +145,11 @@ def image_token_id(model) -> int:
     return int(unwrap(model).geotune_image_token_id)
 
 
+def template_tokens(processor) -> list[str]:
+    """``<s>``, the turn tokens of IXC2's layout and the image placeholder."""
+    return [processor.tokenizer.bos_token, *sv.format_special_tokens(sv.XCOMPOSER2), IMAGE_PLACEHOLDER]
+
+
 def model_parts(model) -> dict:
     """Module-name prefixes of the vision tower, projector and language model."""
     return PARTS
