@@ -44,7 +44,7 @@ SP_ADDED_AFTER = ["<img>", "</img>", "<IMG_CONTEXT>"]
 def write_internlm2_sentencepiece_tokenizer(out_dir, class_named_by: str = "tokenizer_class",
                                             vocab_size: int = 400) -> Path:
     """An InternLM2 tokenizer as the Hub ships it: ``tokenizer.model`` + ``tokenization_internlm2.py``, no
-    ``tokenizer.json``; BPE with byte fallback (trained here, offline), ``<s>`` BOS, the chat tokens at the
+    ``tokenizer.json``; BPE with byte fallback and no normalisation (trained here, offline), ``<s>`` BOS, the chat tokens at the
     ids of sentencepiece pieces, ``<img>``/``</img>``/``<IMG_CONTEXT>`` after them.
 
     ``class_named_by`` says where the remote class is named: ``tokenizer_class`` (``tokenizer_config.json``
@@ -65,6 +65,8 @@ def write_internlm2_sentencepiece_tokenizer(out_dir, class_named_by: str = "toke
         sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size, model_type="bpe",
         byte_fallback=True, user_defined_symbols=SP_PIECES, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
         character_coverage=1.0, num_threads=1, minloglevel=2,
+        # LLaMA-style, as InternLM2's: text kept as is ("\n" through byte fallback), "▁" prefixed.
+        normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=True,
     )
     (out / "tokenizer.model").write_bytes(model.getvalue())
     pieces = spm.SentencePieceProcessor(model_proto=model.getvalue())
