@@ -54,6 +54,13 @@ def test_doctor_on_each_standin(standins, tmp_path, capsys, kind, adapter, token
         assert "tokenizer                InternLM2Tokenizer (checkpoint's own: tokenization_internlm2.InternLM2Tokenizer)" in out
 
 
+def test_doctor_refuses_what_training_refuses(standins, tmp_path, capsys):
+    """Doctor loads through the adapter: a template train.py refuses fails here too, with the same key."""
+    folder = fresh_copy(standins["internvl_chat_sp"], tmp_path)
+    code, out, err = doctor(capsys, folder, "--trust-remote-code", "--template", "internvl9")
+    assert code == 1 and "model.template: 'internvl9' is not one of" in err
+
+
 def test_doctor_refuses_remote_code_without_the_flag(standins, tmp_path, capsys):
     code, out, err = doctor(capsys, fresh_copy(standins["internlm2"], tmp_path))
     assert code == 1
