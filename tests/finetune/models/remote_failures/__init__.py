@@ -7,10 +7,13 @@ Every call writes a folder with a fresh name, so transformers imports its code a
 
 Kinds (the failures each carries are the real code's, listed in docs/remote_code.md):
 - ``internlm2``: InternLM2ForCausalLM (tied-keys list, no GenerationMixin, rotary buffers, tuple cache,
-  generation position_ids).
+  generation position_ids, ``rope_scaling: null`` read as ``rope_scaling['type']``).
 - ``internvl_chat``: InternVLChatModel over InternLM2 (the above in a nested LM, plus image_flags, .cuda()).
 - ``xcomposer2``: InternLMXComposer2ForCausalLM (the LM failures, plus config.max_length, nested CLIP
-  from_pretrained, .vision_model, resized position table, hard-coded 92542, .cuda()).
+  from_pretrained, .vision_model, resized position table, hard-coded 92542, .cuda()); its config is
+  InternLM2's, without ``vision_config``, as the original's.
+``build_standin(..., tokenizer="sentencepiece")`` gives a kind InternLM2's sentencepiece-only tokenizer as
+on the Hub (AutoTokenizer under transformers 5 passes its class over).
 - ``intern_vit_timm``: a vision model whose code imports timm.
 """
 
