@@ -114,6 +114,8 @@ def apply_fixes(ctx: CompatContext, stage: str, fixes: Iterable[Fix]) -> list[st
 
 
 def _describe(target: Any) -> str:
+    if isinstance(target, str):  # a class reference ("tokenization_internlm2.InternLM2Tokenizer")
+        return target
     if isinstance(target, tuple):
         return _describe(target[0])
     if isinstance(target, ModuleType):
