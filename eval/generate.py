@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from eval.readers import BenchItem
+from finetune.models.adapters import generate_new_tokens
 
 CLASSIFICATION_PROMPT = (
     "Classify the given image in one of the following classes. Classes: {classes}. \n"
@@ -64,15 +65,9 @@ def generate_tokens(model, processor, adapter, batch: dict, max_new_tokens: int 
     """Greedy new tokens (batch, <= ``max_new_tokens``) for an ``adapter.encode`` batch on the model's device.
 
     Families whose generation is not ``model.generate(**batch)`` returning prompt + new tokens give an
-    ``adapter.generate`` that returns the new tokens only (see ``finetune.models.adapters``).
+    ``adapter.generate`` that returns the new tokens only (``finetune.models.adapters.generate_new_tokens``).
     """
-    tokenizer = getattr(processor, "tokenizer", processor)
-    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id)
-    generate = getattr(adapter, "generate", None)
-    if generate is not None:
-        return generate(model, processor, batch, **gen_kwargs)
-    return model.generate(**batch, **gen_kwargs)[:, batch["input_ids"].shape[1] :]
+    return generate_new_tokens(adapter, model, processor, batch, max_new_tokens=max_new_tokens)
 
 
 @torch.inference_mode()

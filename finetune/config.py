@@ -37,7 +37,8 @@ class ModelConfig:
     vision_tower_path: Optional[str] = _help("Local CLIP folder for XComposer2's vision tower.", None)
     tiny: bool = _help("Build the tiny random-init model at `path` when it is missing (demo/tests).", False)
     template: Optional[str] = _help(
-        "Chat template of remote-code InternVL: Hermes-2 | internlm2-chat | phi3-chat (None: from the checkpoint config).", None
+        "Chat template of remote-code InternVL: Hermes-2 | internlm2-chat | phi3-chat | internvl2_5 (InternVL2.5/3) "
+        "(None: from the checkpoint config).", None
     )
     system_message: Optional[str] = _help("System message of remote-code templates (None: the family's own; '': none).", None)
 

@@ -1,17 +1,21 @@
 """`geotune doctor MODEL_DIR`: does this checkpoint load, train a step and generate here? Ask before GPU hours.
 
-It loads the checkpoint as training would (the HF-native adapter, or the remote-code loader with its
-compat fixes), runs one forward + backward on a dummy image, and a short greedy generation twice: with the
-KV cache (``generate``) and without it (one full forward per token). It checks that loss, logits and
-gradients are finite and that both generations agree, then prints the compat fixes applied, dtype,
-parameter counts and image tokens per tile. Exit status 0 when every check passes, 1 otherwise (the
-failed checks say why), 2 when the checkpoint cannot be loaded at all.
+It loads the checkpoint exactly as ``train.py`` and ``geotune eval`` do (the adapter's ``load``, with the
+compat fixes), checks the tokenizer (the template's special tokens inside the embedding table; the ids of
+the checkpoint's own tokenizer class, when it ships one), encodes a sample with a dummy image through
+the adapter's ``encode_for_training`` and the training collator, runs the family's training forward +
+backward and one optimizer step, and generates through the adapter (eval's path) twice: with the KV
+cache and by one full forward per token. Loss, logits and gradients must be finite and both
+generations agree. It prints the compat fixes applied, dtype, parameter counts and image tokens per
+tile. Exit status 0 when every check passes, 1 otherwise (the failed checks say why), 2 when there is
+no checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,28 +75,53 @@ def dummy_image(size: int = 64):
     return Image.fromarray(torch.stack([red, green, blue], -1).to(torch.uint8).numpy())
 
 
+def model_config(model_dir: Path, family: str, args):
+    """The recipe's ``model`` section doctor loads with: what ``train.py``/``geotune eval`` get for it."""
+    from finetune.config import ModelConfig
+
+    return ModelConfig(path=str(model_dir), adapter=family, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+                       vision_tower_path=args.vision_tower_path, template=getattr(args, "template", None))
+
+
+@contextlib.contextmanager
+def recorded_compat_fixes():
+    """Yield a list that collects the names of the compat fixes applied (as the compat logger reports them)."""
+    from finetune.models.compat.base import logger
+
+    names: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            if str(record.msg).startswith("compat fix ") and record.args:
+                names.append(record.args[0])
+
+    handler, level = Collect(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield names
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def load_for_training(model_dir: Path, family: str, args):
-    """``(model, tokenizer_or_processor, applied_fixes)`` loaded the way training loads them."""
+    """``(model, processor_or_tokenizer, applied_fixes)``: the adapter's ``load``, exactly as training and
+    eval call it (a bare remote LM, which no adapter trains: compat's loaders)."""
+    from finetune.models.adapters import get_adapter
     from finetune.models.adapters.internvl_hf import resolve_dtype
+    from finetune.models.compat import load_remote_model, load_tokenizer
 
-    dtype = resolve_dtype(args.dtype)
-    if family == "internvl_hf":
-        from finetune.config import ModelConfig
-        from finetune.models.adapters import get_adapter
-
-        cfg = ModelConfig(path=str(model_dir), adapter=family, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
-        model, processor = get_adapter("internvl_hf").load(cfg)
-        return model, processor, []
-    from transformers import AutoTokenizer
-
-    from finetune.models.compat import load_remote_model
-
-    auto_class = "AutoModel" if family != "remote_lm" else "AutoModelForCausalLM"
-    model, fixes = load_remote_model(
-        model_dir, family=family, auto_class=auto_class, dtype=dtype,
-        vision_tower_path=args.vision_tower_path, trust_remote_code=args.trust_remote_code,
-    )
-    return model, AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True), fixes
+    with recorded_compat_fixes() as fixes:
+        if family != "remote_lm":
+            model, processor = get_adapter(family).load(model_config(model_dir, family, args))
+            return model, processor, list(dict.fromkeys(fixes))
+        model, _ = load_remote_model(
+            model_dir, family=family, auto_class="AutoModelForCausalLM", dtype=resolve_dtype(args.dtype),
+            vision_tower_path=args.vision_tower_path, trust_remote_code=args.trust_remote_code,
+        )
+        tokenizer, _ = load_tokenizer(model_dir, trust_remote_code=args.trust_remote_code)
+    return model, tokenizer, list(dict.fromkeys(fixes))
 
 
 def _greedy_uncached(step_logits: Callable[[list[int]], torch.Tensor], n: int) -> tuple[list[int], list[torch.Tensor]]:
@@ -122,100 +151,55 @@ def generations_agree(cached: list[int], uncached: list[int], steps: list[torch.
     return len(cached) == len(uncached), "" if len(cached) == len(uncached) else "different lengths"
 
 
-def _labels(input_ids: torch.Tensor, ignore: set[int]) -> torch.Tensor:
-    labels = input_ids.clone()
-    for token in ignore:
-        labels[labels == token] = -100
-    return labels
+SAMPLE_ANSWER = "A test card with a blue square."
+SENTENCE = "What is in the image? A beach next to a river, seen from above."
 
 
-def probe_internvl_hf(model, processor) -> Probe:
-    from finetune.models.adapters import internvl_hf
+def sample_record():
+    from finetune.data.records import Record
 
-    size = processor.image_processor.size["height"]
-    prompt = internvl_hf.generation_prompt(processor, QUESTION, 1)
-    batch = internvl_hf.encode(processor, [prompt], [[dummy_image(size)]])
-    image_id = internvl_hf.image_token_id(model)
-
-    def extend(tokens):
-        ids = torch.cat([batch["input_ids"], torch.tensor([tokens], dtype=torch.long)], 1)
-        return {**batch, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-    return Probe(
-        loss=lambda: model(**batch, labels=_labels(batch["input_ids"], {image_id})).loss,
-        generate=lambda n: model.generate(**batch, max_new_tokens=n, do_sample=False, min_new_tokens=n)[0, batch["input_ids"].shape[1]:].tolist(),
-        step_logits=lambda tokens: model(**extend(tokens)).logits[0, -1],
-        image_tokens_per_tile=int((batch["input_ids"] == image_id).sum()) // int(batch["pixel_values"].shape[0]),
-    )
+    return Record(id="doctor", images=["doctor.png"], conversations=[
+        {"from": "human", "value": f"<image>\n{QUESTION}"}, {"from": "gpt", "value": SAMPLE_ANSWER}])
 
 
-def _pixels(size: int) -> torch.Tensor:
-    from torchvision.transforms.functional import normalize, to_tensor
+def _forward(adapter, family: str, model, batch: dict):
+    """The family's training forward; ``image_flags`` added where InternVLChatModel needs them."""
+    from finetune.models.adapters import training_forward
 
-    return normalize(to_tensor(dummy_image(size)), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).unsqueeze(0)
-
-
-def probe_internvl_remote(model, tokenizer) -> Probe:
-    config = model.config
-    pixels = _pixels(config.force_image_size or config.vision_config.image_size).to(model.dtype)
-    model.img_context_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
-    image = "<img>" + "<IMG_CONTEXT>" * model.num_image_token + "</img>"
-    prompt = f"<|im_start|>user\n{image}\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
-    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-    flags = torch.ones(1, 1, dtype=torch.long)
-
-    def forward(tokens, **kw):
-        full = torch.cat([ids, torch.tensor([tokens], dtype=torch.long)], 1)
-        return model(pixel_values=pixels, input_ids=full, attention_mask=torch.ones_like(full), image_flags=flags, **kw)
-
-    return Probe(
-        loss=lambda: forward([], labels=_labels(ids, {model.img_context_token_id})).loss,
-        generate=lambda n: model.generate(pixel_values=pixels, input_ids=ids, attention_mask=torch.ones_like(ids),
-                                          max_new_tokens=n, min_new_tokens=n, do_sample=False)[0].tolist()[-n:],
-        step_logits=lambda tokens: forward(tokens).logits[0, -1],
-        image_tokens_per_tile=int(model.num_image_token),
-    )
+    if family == "internvl_remote" and "image_flags" not in batch and "pixel_values" in batch:
+        batch = {**batch, "image_flags": torch.ones(batch["pixel_values"].shape[0], dtype=torch.long)}
+    return training_forward(adapter, model, batch)
 
 
-def probe_xcomposer2(model, tokenizer) -> Probe:
-    """Embeddings built as training builds them: text ids, then ``img2emb`` rows where the image goes."""
-    model.tokenizer = tokenizer  # the remote code tokenises through it
-    tower = model.vit.vision_tower
-    table = getattr(tower, "vision_model", tower).embeddings.position_embedding.num_embeddings
-    size = tower.config.patch_size * math.isqrt(table - 1)  # the resized table sets the input size (490 px)
-    image = model.vis_processor(dummy_image(size)) if hasattr(model, "vis_processor") else _pixels(size)[0]
-    image = image.unsqueeze(0).to(model.dtype)
-    embed = model.get_input_embeddings()
+def probe_adapter(family: str, model, processor) -> Probe:
+    """One training sample and one generation prompt, both through the adapter as training and eval use it."""
+    from finetune.collator import DataCollatorForVLM
+    from finetune.models.adapters import generate_new_tokens, get_adapter
 
-    def ids(text):
-        return tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-
-    before, after, answer = ids("<|im_start|>user\n"), ids(f"{QUESTION}<|im_end|>\n<|im_start|>assistant\n"), ids("beach<|im_end|>")
-
-    def sequence(extra: torch.Tensor):
-        image_rows = model.img2emb(image)[0]
-        embeds = torch.cat([embed(before), image_rows, embed(after), embed(extra)], 1)
-        im_mask = torch.zeros(embeds.shape[:2], dtype=torch.bool)
-        im_mask[:, before.shape[1] : before.shape[1] + image_rows.shape[1]] = True
-        return embeds, torch.ones(embeds.shape[:2], dtype=torch.long), im_mask
-
-    def loss():
-        embeds, mask, im_mask = sequence(answer)
-        labels = torch.full(embeds.shape[:2], -100, dtype=torch.long)
-        labels[:, -answer.shape[1] :] = answer
-        return model(inputs_embeds=embeds, attention_mask=mask, labels=labels, im_mask=im_mask).loss
+    adapter = get_adapter(family)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    image = dummy_image()
+    sample = adapter.encode_for_training(processor, sample_record(), [image], 4096)
+    sample = {k: v for k, v in sample.items() if k != "truncated"}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    train_batch = DataCollatorForVLM(int(pad))([sample])
+    prompt = adapter.encode(processor, [adapter.generation_prompt(processor, QUESTION, 1)], [[image]])
+    prompt = {k: v.to(model.dtype) if k == "pixel_values" else v for k, v in prompt.items()}
+    train_batch["pixel_values"] = train_batch["pixel_values"].to(model.dtype)
+    image_id = adapter.image_token_id(model)
 
     def step_logits(tokens):
-        embeds, mask, _ = sequence(torch.tensor([tokens], dtype=torch.long))
-        return model(inputs_embeds=embeds, attention_mask=mask).logits[0, -1]
+        ids = torch.cat([prompt["input_ids"], torch.tensor([tokens], dtype=torch.long)], 1)
+        batch = {**prompt, "input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": None}
+        return _forward(adapter, family, model, batch).logits[0, -1]
 
-    def generate(n):
-        embeds, mask, _ = sequence(torch.zeros(1, 0, dtype=torch.long))
-        return model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
-                              do_sample=False)[0].tolist()[-n:]
-
-    return Probe(loss=loss, generate=generate, step_logits=step_logits,
-                 image_tokens_per_tile=int(model.img2emb(image)[0].shape[1]))
+    return Probe(
+        loss=lambda: _forward(adapter, family, model, train_batch).loss,
+        generate=lambda n: generate_new_tokens(adapter, model, processor, prompt, max_new_tokens=n,
+                                               min_new_tokens=n)[0].tolist(),
+        step_logits=step_logits,
+        image_tokens_per_tile=int((train_batch["input_ids"] == image_id).sum()) // int(train_batch["pixel_values"].shape[0]),
+    )
 
 
 def probe_remote_lm(model, tokenizer) -> Probe:
@@ -234,10 +218,6 @@ def probe_remote_lm(model, tokenizer) -> Probe:
     )
 
 
-PROBES = {"internvl_hf": probe_internvl_hf, "internvl_remote": probe_internvl_remote,
-          "xcomposer2": probe_xcomposer2, "remote_lm": probe_remote_lm}
-
-
 def _finite_grads(model) -> tuple[int, int, float]:
     """(parameters with a gradient, of which non-finite, total grad norm)."""
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
@@ -246,25 +226,29 @@ def _finite_grads(model) -> tuple[int, int, float]:
     return len(grads), bad, norm
 
 
-def diagnose(model_dir: Path, family: str, args, report: Report) -> None:
-    """Run every check on one checkpoint, recording lines and failures in ``report``."""
-    model, tok_or_processor, fixes = load_for_training(model_dir, family, args)
-    from finetune.models.compat import FIXES
+def check_tokenizer(model_dir: Path, family: str, model, processor, report: Report) -> None:
+    """The template's special tokens are in the vocabulary and the embedding table, and the tokenizer gives
+    the ids of the checkpoint's own tokenizer class (when it ships one) for them and for a sentence."""
+    from finetune.models.adapters import get_adapter
+    from finetune.models.compat import compare_with_own_tokenizer
 
-    summaries = {fix.name: fix.summary for fix in FIXES}
-    import transformers
+    tokenizer = getattr(processor, "tokenizer", processor)
+    listed = getattr(get_adapter(family), "template_tokens", None) if family != "remote_lm" else None
+    tokens = [t for t in (listed(processor) if listed else tokenizer.all_special_tokens) if t]
+    rows = model.get_input_embeddings().num_embeddings
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    missing = [f"{t!r} -> {i}" for t, i in zip(tokens, ids, strict=True)
+               if i is None or i >= rows or (i == tokenizer.unk_token_id and t != tokenizer.unk_token)]
+    reference, differences = compare_with_own_tokenizer(tokenizer, model_dir, tokens, SENTENCE)
+    report.info("tokenizer", type(tokenizer).__name__ + (f" (checkpoint's own: {reference})" if reference else ""))
+    report.check(not missing, "template tokens have ids inside the embedding table",
+                 f"{', '.join(missing)} (the table has {rows} rows)")
+    if reference:
+        report.check(not differences, "tokenizer ids match the checkpoint's own tokenizer class", "; ".join(differences))
 
-    report.info("model class", f"{type(model).__name__} (transformers {transformers.__version__})")
-    report.info("dtype", str(next(model.parameters()).dtype).replace("torch.", ""))
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    report.info("parameters", f"{total:,} total, {trainable:,} trainable")
-    report.info("compat fixes applied", len(fixes) if fixes else "none")
-    for name in fixes:
-        report.lines.append(f"    - {name}: {summaries.get(name, '')}")
-    probe = PROBES[family](model, tok_or_processor)
-    report.info("image tokens per tile", probe.image_tokens_per_tile if probe.image_tokens_per_tile else "n/a (text-only)")
 
+def train_step(model, probe: Probe, report: Report) -> None:
+    """Forward + backward on the adapter-encoded sample, one SGD step on the trainable weights, forward again."""
     model.train()
     loss = probe.loss()
     report.info("loss (one step)", f"{loss.item():.4f}")
@@ -272,9 +256,36 @@ def diagnose(model_dir: Path, family: str, args, report: Report) -> None:
         loss.backward()
         with_grad, bad, norm = _finite_grads(model)
         report.info("grad norm", f"{norm:.4g} over {with_grad} tensors")
-        report.check(with_grad > 0 and bad == 0 and norm > 0, "gradients finite and non-zero",
-                     f"{bad} of {with_grad} gradient tensors non-finite, norm {norm}")
+        if report.check(with_grad > 0 and bad == 0 and norm > 0, "gradients finite and non-zero",
+                        f"{bad} of {with_grad} gradient tensors non-finite, norm {norm}"):
+            torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4).step()
+            with torch.no_grad():
+                after = probe.loss()
+            report.info("loss after the step", f"{after.item():.4f}")
+            report.check(bool(torch.isfinite(after)), "loss finite after an optimizer step", f"loss is {after.item()}")
     model.zero_grad(set_to_none=True)
+
+
+def diagnose(model_dir: Path, family: str, args, report: Report) -> None:
+    """Run every check on one checkpoint, recording lines and failures in ``report``."""
+    import transformers
+
+    from finetune.models.compat import FIXES
+
+    model, processor, fixes = load_for_training(model_dir, family, args)
+    summaries = {fix.name: fix.summary for fix in FIXES}
+    report.info("model class", f"{type(model).__name__} (transformers {transformers.__version__})")
+    report.info("dtype", str(next(model.parameters()).dtype).replace("torch.", ""))
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    report.info("parameters", f"{total:,} total, {trainable:,} trainable (as loaded, before the recipe's freeze flags)")
+    report.info("compat fixes applied", len(fixes) if fixes else "none")
+    for name in fixes:
+        report.lines.append(f"    - {name}: {summaries.get(name, '')}")
+    check_tokenizer(model_dir, family, model, processor, report)
+    probe = probe_remote_lm(model, processor) if family == "remote_lm" else probe_adapter(family, model, processor)
+    report.info("image tokens per tile", probe.image_tokens_per_tile if probe.image_tokens_per_tile else "n/a (text-only)")
+    train_step(model, probe, report)
     model.eval()
     with torch.no_grad():
         logits = probe.step_logits([])

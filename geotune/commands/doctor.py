@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vision-tower-path", default=None,
                         help="local CLIP folder for XComposer2's vision tower (recipe key model.vision_tower_path)")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    parser.add_argument("--template", default=None,
+                        help="chat template of remote-code InternVL (recipe key model.template; default: config.json's)")
     parser.add_argument("--max-new-tokens", type=int, default=4, help="tokens of the greedy generation check")
 
 

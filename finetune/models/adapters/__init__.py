@@ -28,6 +28,10 @@ Training side (``finetune.training``), per family:
 - ``apply_freeze(model, train_cfg)``: full mode's freeze flags.
 - optional ``forward_for_training(model, batch) -> ModelOutput`` when ``model(**batch)`` is not the
   family's training forward (XComposer2: image embeddings + ``im_mask``).
+- optional ``template_tokens(processor) -> list[str]``: the special tokens its chat layout and image spans
+  use (``geotune doctor`` checks their ids).
+
+``training_forward`` and ``generate_new_tokens`` below dispatch on the optional ones, for every caller.
 
 Saving is the same for all (``Trainer.save_model``: the peft adapter, or full weights with the
 remote code files, + the processor/tokenizer); merging is ``geotune export``'s.
@@ -36,6 +40,8 @@ remote code files, + the processor/tokenizer); merging is ``geotune export``'s.
 from __future__ import annotations
 
 from types import ModuleType
+
+import torch
 
 from finetune.models.adapters import auto, internvl_hf, internvl_remote, xcomposer2
 
@@ -53,3 +59,24 @@ def get_adapter(name: str) -> ModuleType:
         return ADAPTERS[name]
     except KeyError:
         raise ValueError(f"model.adapter: unknown adapter '{name}'; choose from: {', '.join(sorted(ADAPTERS))}") from None
+
+
+def training_forward(adapter: ModuleType, model, batch: dict):
+    """The family's training forward on a collated batch: ``forward_for_training`` where it has one."""
+    forward = getattr(adapter, "forward_for_training", None)
+    return forward(model, batch) if forward is not None else model(**batch)
+
+
+def generate_new_tokens(adapter: ModuleType, model, processor, batch: dict, **gen_kwargs) -> torch.Tensor:
+    """Greedy new tokens ``(batch, <= max_new_tokens)`` for an ``adapter.encode`` batch.
+
+    ``adapter.generate`` where the family has one (it returns the new tokens only), else
+    ``model.generate(**batch)`` minus the prompt. ``pad_token_id``/``eos_token_id`` default to the tokenizer's.
+    """
+    tokenizer = getattr(processor, "tokenizer", processor)
+    gen_kwargs = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
+                  **gen_kwargs}
+    generate = getattr(adapter, "generate", None)
+    if generate is not None:
+        return generate(model, processor, batch, **gen_kwargs)
+    return model.generate(**batch, **gen_kwargs)[:, batch["input_ids"].shape[1] :]

@@ -1,9 +1,10 @@
 """Original Mini-InternVL / InternVL2 checkpoints (``InternVLChatModel``, remote code).
 
 Loaded only with ``model.trust_remote_code: true``, through ``finetune.models.compat.load_remote_model``
-(fixes for transformers 5) when it is there. Images: dynamic 448-px tiling with a thumbnail; each image
-becomes ``<img>`` + ``num_image_token``·tiles x ``<IMG_CONTEXT>`` + ``</img>``. Templates Hermes-2
-(Qwen2), internlm2-chat (InternLM2) and phi3-chat (Phi-3). ``forward`` always gets ``image_flags``.
+and ``load_tokenizer`` (fixes for transformers 5). Images: dynamic 448-px tiling with a thumbnail; each
+image becomes ``<img>`` + ``num_image_token``·tiles x ``<IMG_CONTEXT>`` + ``</img>``. Templates Hermes-2
+(Qwen2), internlm2-chat (InternLM2), phi3-chat (Phi-3) and internvl2_5 (InternVL2.5 / InternVL3: the
+ChatML layout, ``<s>`` first when the tokenizer adds one). ``forward`` always gets ``image_flags``.
 Tested against geotune's stand-in checkpoints (``finetune.models.standins``), not the real weights.
 """
 
@@ -11,19 +12,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from finetune.models.adapters import supervision as sv
 from finetune.models.adapters.internvl_hf import resolve_dtype
+from finetune.models.compat import load_remote_model, load_tokenizer
 
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-TEMPLATES = {"Hermes-2": sv.HERMES2, "internlm2-chat": sv.INTERNLM2_CHAT, "phi3-chat": sv.PHI3_CHAT}
-# The system message of InternVL2's conversation templates.
+# InternVL's conversation templates (internvl_chat/internvl/conversation.py) by the name config.json gives.
+TEMPLATES = {"Hermes-2": sv.HERMES2, "internlm2-chat": sv.INTERNLM2_CHAT, "phi3-chat": sv.PHI3_CHAT,
+             "internvl2_5": sv.HERMES2}
+# InternVL's preprocess_internvl2_5 prepends <s> exactly when the tokenizer adds one (InternLM2.5 LLMs).
+BOS_FROM_TOKENIZER = {"internvl2_5"}
+# The system messages of InternVL2's templates and of internvl2_5's.
 SYSTEM_MESSAGE = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
+SYSTEM_MESSAGES = {"internvl2_5": "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"}
 PARTS = {"vision": ["vision_model"], "projector": ["mlp1"], "llm": ["language_model"]}
 PROCESSOR_FILE = "geotune_processor.json"
 
@@ -65,33 +72,44 @@ def load_remote(model_cfg, family: str):
             f"model.trust_remote_code: the {family} adapter runs the checkpoint's own code in '{path}'; "
             "set model.trust_remote_code=true in the recipe if you trust it"
         )
-    dtype = resolve_dtype(model_cfg.dtype)
-    try:
-        from finetune.models.compat import load_remote_model
-    except ImportError:
-        load_remote_model = None
-    if load_remote_model is not None:
-        model, _fixes = load_remote_model(path, family=family, dtype=dtype, vision_tower_path=model_cfg.vision_tower_path)
-        return model
-    from transformers import AutoModel
+    model, _fixes = load_remote_model(path, family=family, dtype=resolve_dtype(model_cfg.dtype),
+                                      vision_tower_path=model_cfg.vision_tower_path)
+    return model
 
-    return AutoModel.from_pretrained(path, trust_remote_code=True, dtype=dtype, use_safetensors=True)
+
+def load_remote_tokenizer(model_cfg):
+    """The checkpoint's tokenizer through compat's ``load_tokenizer``: its own class where transformers 5's
+    ``AutoTokenizer`` would build a generic one with other ids (InternLM2's sentencepiece tokenizer)."""
+    tokenizer, _fixes = load_tokenizer(model_cfg.path, trust_remote_code=True)
+    return tokenizer
+
+
+def chat_format(processor) -> sv.ChatFormat:
+    """The layout of ``processor.template`` for this tokenizer (internvl2_5: ``<s>`` iff it adds one)."""
+    fmt = TEMPLATES[processor.template]
+    if processor.template in BOS_FROM_TOKENIZER:
+        tok = processor.tokenizer
+        fmt = replace(fmt, bos=bool(getattr(tok, "add_bos_token", False)) and tok.bos_token is not None)
+    return fmt
 
 
 def load(model_cfg):
-    from transformers import AutoTokenizer
-
+    template = model_cfg.template
+    if template is not None and template not in TEMPLATES:  # before the weights load
+        raise ValueError(f"model.template: '{template}' is not one of {', '.join(TEMPLATES)}")
     model = load_remote(model_cfg, "internvl_remote")
-    tokenizer = AutoTokenizer.from_pretrained(model_cfg.path, trust_remote_code=True)
+    tokenizer = load_remote_tokenizer(model_cfg)
     model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
     config = model.config
-    template = model_cfg.template or config.template
+    template = template or config.template
     if template not in TEMPLATES:
-        raise ValueError(f"model.template: '{template}' is not one of {', '.join(TEMPLATES)}")
+        raise ValueError(f"{Path(model_cfg.path) / 'config.json'}: template '{template}' is not one of "
+                         f"{', '.join(TEMPLATES)}; set model.template to the one this checkpoint was trained with")
+    default_system = SYSTEM_MESSAGES.get(template, SYSTEM_MESSAGE)
     processor = RemoteProcessor(
         tokenizer=tokenizer, image_size=int(config.force_image_size or config.vision_config.image_size),
         num_image_token=int(model.num_image_token), template=template,
-        system_message=SYSTEM_MESSAGE if model_cfg.system_message is None else model_cfg.system_message,
+        system_message=default_system if model_cfg.system_message is None else model_cfg.system_message,
         max_tiles=int(model_cfg.max_dynamic_patch), use_thumbnail=bool(getattr(config, "use_thumbnail", True)),
     )
     return model, processor
@@ -164,7 +182,7 @@ def encode_for_training(processor, record, images, max_length: int, *, model_cfg
     if not images:
         out["pixel_values"] = torch.zeros(1, 3, processor.image_size, processor.image_size)
     out["image_flags"] = torch.tensor([1] * sum(tiles) if images else [0], dtype=torch.long)
-    fmt = TEMPLATES[processor.template]
+    fmt = chat_format(processor)
     pieces = sv.conversation_pieces(turns, fmt, [_span_ids(processor, n) for n in tiles], processor.system_message)
     ids, labels, truncated = sv.tokenize_pieces(processor.tokenizer, pieces, max_length, too_long, _bos(processor, fmt))
     out.update(input_ids=ids, labels=labels, truncated=truncated)
@@ -173,7 +191,7 @@ def encode_for_training(processor, record, images, max_length: int, *, model_cfg
 
 def generation_prompt(processor, question: str, n_images: int = 1) -> str:
     """System + user turn (``<image>`` placeholders, expanded by ``encode``) + the assistant's opening."""
-    fmt = TEMPLATES[processor.template]
+    fmt = chat_format(processor)
     system = fmt.system.format(processor.system_message) if processor.system_message else ""
     user = fmt.user.format("<image>\n" * n_images + question)
     return (processor.tokenizer.bos_token if fmt.bos else "") + system + user + fmt.assistant_prefix
@@ -222,13 +240,20 @@ def stop_token_ids(processor, fmt: sv.ChatFormat, eos_token_id) -> list[int]:
 def generate(model, processor, batch, **gen_kwargs) -> torch.Tensor:
     """``InternVLChatModel.generate`` on an ``encode`` batch: it returns only the new tokens (the LM
     generates from ``inputs_embeds``), stopping at the end of turn."""
-    fmt = TEMPLATES[processor.template]
+    fmt = chat_format(processor)
     gen_kwargs["eos_token_id"] = stop_token_ids(processor, fmt, gen_kwargs.get("eos_token_id"))
     return model.generate(**batch, **gen_kwargs)
 
 
 def image_token_id(model) -> int:
     return int(model.img_context_token_id)
+
+
+def template_tokens(processor) -> list[str]:
+    """The special tokens of this template and of the image spans (and ``<s>`` where it comes first)."""
+    fmt = chat_format(processor)
+    bos = [processor.tokenizer.bos_token] if fmt.bos else []
+    return [*bos, *sv.format_special_tokens(fmt), IMG_START, IMG_CONTEXT, IMG_END]
 
 
 def model_parts(model) -> dict:

@@ -9,6 +9,7 @@ gives the same ids as tokenising the whole string, and the label mask is exact b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -71,14 +72,27 @@ XCOMPOSER2 = ChatFormat(
 )
 
 
+def format_special_tokens(fmt: ChatFormat) -> list[str]:
+    """The special tokens a layout's turn strings use (``<|im_start|>``, ``[UNUSED_TOKEN_145]``...), in order."""
+    text = fmt.system + fmt.user + fmt.assistant_prefix + fmt.assistant_end + fmt.separator
+    return list(dict.fromkeys(re.findall(r"<\|[^|<>]+\|>|\[UNUSED_TOKEN_\d+\]", text)))
+
+
 @dataclass
 class Piece:
-    """Text to tokenise, or fixed ids (``atomic``: an image span that must never be cut)."""
+    """Text to tokenise, or fixed ids (``atomic``: an image span that must never be cut).
+
+    ``unsupervised_prefix``: the start of ``text`` that a supervised piece does not supervise (the
+    assistant's opening). The turn is tokenised whole and as many tokens as the prefix alone gives are
+    masked, as InternVL's ``preprocess_*`` do: tokenised apart, a sentencepiece tokenizer would put a
+    "▁" before the answer that the whole turn does not have.
+    """
 
     text: str = ""
     ids: list[int] | None = None
     supervised: bool = False
     atomic: bool = False
+    unsupervised_prefix: str = ""
 
 
 def conversation_turns(record) -> list[tuple[str, str]]:
@@ -123,8 +137,8 @@ def conversation_pieces(
                 pieces.append(Piece(part))
             pieces.append(Piece(after))
         else:
-            pieces.append(Piece(fmt.assistant_prefix))
-            pieces.append(Piece(text + fmt.assistant_end, supervised=True))
+            pieces.append(Piece(fmt.assistant_prefix + text + fmt.assistant_end, supervised=True,
+                                unsupervised_prefix=fmt.assistant_prefix))
             pieces.append(Piece(fmt.separator))
     return pieces
 
@@ -153,12 +167,14 @@ def tokenize_pieces(
     labels: list[int] = [IGNORE_INDEX] * len(ids)
     atomic_end = 0
     # One batched call for all text pieces: per-call overhead, not tokenizing, dominated a short sample.
-    texts = [piece.text for piece in pieces if piece.ids is None]
+    texts = [text for piece in pieces if piece.ids is None
+             for text in ([piece.text, piece.unsupervised_prefix] if piece.unsupervised_prefix else [piece.text])]
     encoded = iter(tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
     for piece in pieces:
         chunk = piece.ids if piece.ids is not None else next(encoded)
+        masked = len(next(encoded)) if piece.unsupervised_prefix else 0
         ids.extend(chunk)
-        labels.extend(chunk if piece.supervised else [IGNORE_INDEX] * len(chunk))
+        labels.extend([IGNORE_INDEX] * masked + chunk[masked:] if piece.supervised else [IGNORE_INDEX] * len(chunk))
         if piece.atomic:
             atomic_end = len(ids)
     truncated = len(ids) > max_length

@@ -7,17 +7,25 @@ are supervised. IXC2's ``interleav_wrap`` tokenises raw text inside the model an
 masks: each image becomes a run of ``[UNUSED_TOKEN_141]`` ids (one per image token) whose embeddings
 ``forward_for_training`` replaces with ``vision_proj(vit(image))``, and ``im_mask`` marks the same
 positions, as ``interleav_wrap`` does. Tested against geotune's stand-in checkpoint, not the real weights.
-Its Partial LoRA cannot be merged naively (see ``geotune export``).
+Its Partial LoRA cannot be merged naively (see ``geotune export``). The original config has no vision
+settings (``InternLMXcomposer2Config`` is InternLM2's): image size and tokens come from the CLIP tower as
+loaded, whose position table IXC2 enlarges (24x24 -> 35x35 patches: 490 px).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 
 from finetune.models.adapters import supervision as sv
-from finetune.models.adapters.internvl_remote import RemoteProcessor, load_remote, stop_token_ids
+from finetune.models.adapters.internvl_remote import (
+    RemoteProcessor,
+    load_remote,
+    load_remote_tokenizer,
+    stop_token_ids,
+)
 
 IMAGE_HERE = "<ImageHere>"
 IMAGE_PLACEHOLDER = "[UNUSED_TOKEN_141]"
@@ -25,18 +33,28 @@ CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.261302
 PARTS = {"vision": ["vit"], "projector": ["vision_proj"], "llm": ["model", "output"]}
 
 
-def load(model_cfg):
-    from transformers import AutoTokenizer
+def vision_input(model) -> tuple[int, int]:
+    """``(image size in pixels, image tokens per image)`` of the CLIP tower as loaded.
 
+    IXC2 writes its enlarged position table into no config: one class token + (size / patch)^2 patches,
+    and ``img2emb`` keeps every patch.
+    """
+    tower = unwrap(model).vit.vision_tower
+    patches = getattr(tower, "vision_model", tower).embeddings.position_embedding.num_embeddings - 1
+    return int(tower.config.patch_size) * math.isqrt(patches), patches
+
+
+def load(model_cfg):
     model = load_remote(model_cfg, "xcomposer2")
-    tokenizer = AutoTokenizer.from_pretrained(model_cfg.path, trust_remote_code=True)
+    # The original freezes CLIP when it builds it (build_mlp's load_model); transformers 5 materialises the
+    # meta-device parameters anew, trainable. Training's freeze flags (train.freeze_vision) apply after this.
+    model.vit.requires_grad_(False)
+    tokenizer = load_remote_tokenizer(model_cfg)
     model.tokenizer = tokenizer  # interleav_wrap reads it, as in the original
     model.geotune_image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
-    config = model.config
-    size = int(getattr(config, "img_size", 490))
-    patch = int(config.vision_config.get("patch_size", 14)) if isinstance(config.vision_config, dict) else 14
+    size, tokens = vision_input(model)
     processor = RemoteProcessor(
-        tokenizer=tokenizer, image_size=size, num_image_token=(size // patch) ** 2, template="xcomposer2",
+        tokenizer=tokenizer, image_size=size, num_image_token=tokens, template="xcomposer2",
         system_message=model_cfg.system_message or None, max_tiles=1, use_thumbnail=False, mean=CLIP_MEAN, std=CLIP_STD,
     )
     return model, processor
@@ -125,6 +143,11 @@ def generate(model, processor, batch, **gen_kwargs) -> torch.Tensor:
 
 def image_token_id(model) -> int:
     return int(unwrap(model).geotune_image_token_id)
+
+
+def template_tokens(processor) -> list[str]:
+    """``<s>``, the turn tokens of IXC2's layout and the image placeholder."""
+    return [processor.tokenizer.bos_token, *sv.format_special_tokens(sv.XCOMPOSER2), IMAGE_PLACEHOLDER]
 
 
 def model_parts(model) -> dict:

@@ -20,15 +20,18 @@ from finetune.models.compat.base import CompatContext, Fix, RemoteCodeError, log
 from finetune.models.compat.base import apply_fixes as _apply_stage
 from finetune.models.compat.fixes_lm import LM_FIXES
 from finetune.models.compat.fixes_vl import VL_FIXES
+from finetune.models.compat.tokenizer import TOKENIZER_FIXES, compare_with_own_tokenizer
 
-FIXES: list[Fix] = [*VL_FIXES[:1], *LM_FIXES, *VL_FIXES[1:]]
+FIXES: list[Fix] = [*VL_FIXES[:1], *LM_FIXES, *VL_FIXES[1:], *TOKENIZER_FIXES]
 FIX_NAMES = [fix.name for fix in FIXES]
+TOKENIZER_FIX_NAMES = [fix.name for fix in TOKENIZER_FIXES]
 
-__all__ = ["FIXES", "FIX_NAMES", "CompatContext", "RemoteCodeError", "apply_fixes", "load_remote_model"]
+__all__ = ["FIXES", "FIX_NAMES", "CompatContext", "RemoteCodeError", "apply_fixes", "compare_with_own_tokenizer",
+           "load_remote_model", "load_tokenizer"]
 
 
 def apply_fixes(ctx: CompatContext, stage: str, exclude: Sequence[str] = ()) -> list[str]:
-    """Apply the fixes of one loading ``stage`` (files | config | class | model) to ``ctx``; names applied.
+    """Apply the fixes of one loading ``stage`` (files | config | class | model | tokenizer) to ``ctx``; names applied.
 
     Args:
         ctx: what the fixes look at (checkpoint path, config, dynamic modules, model...).
@@ -64,14 +67,27 @@ def _class_reference(raw: dict, path: Path, auto_class: str) -> str:
     return reference[0] if isinstance(reference, (list, tuple)) else reference
 
 
-def _tokenizer_loader(path: Path):
-    def load():
-        from transformers import AutoTokenizer
+def load_tokenizer(path, *, trust_remote_code: bool = True, exclude_fixes: Sequence[str] = ()):
+    """The checkpoint's tokenizer as training and eval use it: ``AutoTokenizer`` + the ``tokenizer`` fixes.
 
+    Returns:
+        ``(tokenizer, applied_fixes)``.
+    """
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    ctx = CompatContext(path=path, family="tokenizer")
+    ctx._tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    applied = apply_fixes(ctx, "tokenizer", exclude_fixes) if trust_remote_code else []
+    return ctx.tokenizer, applied
+
+
+def _tokenizer_loader(path: Path, exclude: Sequence[str]):
+    def load():
         if not any((path / name).exists() for name in ("tokenizer_config.json", "tokenizer.json", "tokenizer.model")):
             return None
         try:
-            return AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+            return load_tokenizer(path, exclude_fixes=[n for n in exclude if n in TOKENIZER_FIX_NAMES])[0]
         except Exception as err:  # the tokenizer is optional for loading; fixes needing it are skipped
             logger.warning("compat: could not load the tokenizer of %s (%s); token-id fixes skipped", path, err)
             return None
@@ -127,7 +143,7 @@ def load_remote_model(
         family=family,
         raw_config=raw,
         vision_tower_path=vision_tower_path,
-        tokenizer_loader=_tokenizer_loader(path),
+        tokenizer_loader=_tokenizer_loader(path, exclude_fixes),
     )
     applied = apply_fixes(ctx, "files", exclude_fixes)
     ctx.config = AutoConfig.from_pretrained(path, trust_remote_code=True)

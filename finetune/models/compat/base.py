@@ -7,7 +7,8 @@ A fix is one small, named repair for one failure of remote modeling code (writte
 - ``config``: on the loaded config object, before the model class is instantiated;
 - ``class``: on the dynamically imported module/classes, before instantiation (failures that happen
   during construction or in methods);
-- ``model``: on the loaded model (failures that are about values, e.g. buffers).
+- ``model``: on the loaded model (failures that are about values, e.g. buffers);
+- ``tokenizer``: on the tokenizer ``AutoTokenizer`` returned (``load_tokenizer``).
 
 Each fix first *detects* its precondition and returns the targets where the failure would occur; it is
 applied only to those, and each application is logged. Files on disk are never modified.
@@ -28,7 +29,7 @@ from typing import Any
 
 logger = logging.getLogger("finetune.models.compat")
 
-STAGES = ("files", "config", "class", "model")
+STAGES = ("files", "config", "class", "model", "tokenizer")
 
 
 class RemoteCodeError(RuntimeError):
@@ -113,6 +114,8 @@ def apply_fixes(ctx: CompatContext, stage: str, fixes: Iterable[Fix]) -> list[st
 
 
 def _describe(target: Any) -> str:
+    if isinstance(target, str):  # a class reference ("tokenization_internlm2.InternLM2Tokenizer")
+        return target
     if isinstance(target, tuple):
         return _describe(target[0])
     if isinstance(target, ModuleType):

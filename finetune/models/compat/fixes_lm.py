@@ -49,6 +49,44 @@ def fix_removed_attn_mask_utils(ctx: CompatContext, file) -> None:
     transformers.modeling_attn_mask_utils = attn_mask_shim
 
 
+# ------------------------------------------------------------------------------ rope_scaling: null rewritten
+
+_READS_ROPE_TYPE = re.compile(r"""rope_scaling\[\s*['"]type['"]\s*\]""")
+
+
+def _configs(config) -> list:
+    """``config`` and the sub-configs it holds (``llm_config``, ``text_config`` ...), outermost first."""
+    from transformers import PretrainedConfig
+
+    found = [config]
+    for value in vars(config).values():
+        if isinstance(value, PretrainedConfig):
+            found += _configs(value)
+    return found
+
+
+def _rewritten_null_rope(config) -> bool:
+    """The dict transformers >= 5 puts where ``rope_scaling`` was null: only ``rope_type: default`` (+ theta)."""
+    scaling = getattr(config, "rope_scaling", None)
+    return (isinstance(scaling, dict) and scaling.get("rope_type") == "default" and "type" not in scaling
+            and set(scaling) <= {"rope_type", "rope_theta"})
+
+
+def _detect_rope_scaling_null_rewritten(ctx: CompatContext) -> list:
+    if ctx.config is None or not any(_READS_ROPE_TYPE.search(source_of(m)) for m in ctx.modules):
+        return []
+    return [config for config in _configs(ctx.config) if _rewritten_null_rope(config)]
+
+
+def fix_rope_scaling_null_rewritten(ctx: CompatContext, config) -> None:
+    """``rope_scaling: null`` comes back as ``{'rope_type': 'default', ...}`` (transformers >= 5.0).
+
+    InternLM2's ``_init_rope`` tests ``rope_scaling is None`` and otherwise reads
+    ``rope_scaling['type']``: ``KeyError: 'type'`` while the model is built. The rewritten dict means
+    plain rotary positions, so set it back to None on that config (the outer one or ``llm_config``)."""
+    config.rope_scaling = None
+
+
 # ------------------------------------------------------------------------------ tied-weights keys
 
 
@@ -365,6 +403,8 @@ def fix_renamed_cache_argument(ctx: CompatContext, cls: type) -> None:
 LM_FIXES = [
     Fix("removed_attn_mask_utils", "files", "transformers>=5.2x (module removed)", _detect_removed_attn_mask_utils,
         fix_removed_attn_mask_utils),
+    Fix("rope_scaling_null_rewritten", "config", "transformers>=5.0", _detect_rope_scaling_null_rewritten,
+        fix_rope_scaling_null_rewritten),
     Fix("tied_weights_keys_list", "class", "transformers>=5.0", _detect_tied_keys_list, fix_tied_weights_keys_list),
     Fix("missing_generation_mixin", "class", "transformers>=4.50", _detect_missing_generation_mixin, fix_missing_generation_mixin),
     Fix("missing_post_init", "class", "transformers>=5.0", _detect_missing_post_init, fix_missing_post_init),

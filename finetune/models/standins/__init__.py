@@ -34,6 +34,66 @@ def _tokenizer(extra_tokens=()):
     return tokenizer
 
 
+# InternLM2's chat pieces as the Hub's tokenizer_config.json declares them: added tokens at the ids of
+# sentencepiece pieces ([UNUSED_TOKEN_145] is <|im_end|>), InternVL's image tokens past the pieces.
+SP_PIECES = ["[UNUSED_TOKEN_141]", "[UNUSED_TOKEN_145]", "[UNUSED_TOKEN_146]"]
+SP_ADDED_AT_PIECES = {"[UNUSED_TOKEN_145]": "<|im_end|>", "[UNUSED_TOKEN_146]": "<|im_start|>"}
+SP_ADDED_AFTER = ["<img>", "</img>", "<IMG_CONTEXT>"]
+
+
+def write_internlm2_sentencepiece_tokenizer(out_dir, class_named_by: str = "tokenizer_class",
+                                            vocab_size: int = 400) -> Path:
+    """An InternLM2 tokenizer as the Hub ships it: ``tokenizer.model`` + ``tokenization_internlm2.py``, no
+    ``tokenizer.json``; BPE with byte fallback and no normalisation (trained here, offline), ``<s>`` BOS, the chat tokens at the
+    ids of sentencepiece pieces, ``<img>``/``</img>``/``<IMG_CONTEXT>`` after them.
+
+    ``class_named_by`` says where the remote class is named: ``tokenizer_class`` (``tokenizer_config.json``
+    names it, no ``auto_map``), ``config_auto_map`` (``config.json``'s ``auto_map``, which must exist) or
+    ``tokenizer_auto_map`` (``tokenizer_config.json``'s ``auto_map``).
+    """
+    import io
+
+    import sentencepiece as spm
+
+    from finetune.models.tiny import _CORPUS
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [" ".join(_CORPUS[i : i + 12]) for i in range(0, len(_CORPUS), 12)] * 4
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size, model_type="bpe",
+        byte_fallback=True, user_defined_symbols=SP_PIECES, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+        character_coverage=1.0, num_threads=1, minloglevel=2,
+        # LLaMA-style, as InternLM2's: text kept as is ("\n" through byte fallback), "▁" prefixed.
+        normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=True,
+    )
+    (out / "tokenizer.model").write_bytes(model.getvalue())
+    pieces = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    added = {0: "<unk>", 1: "<s>", 2: "</s>"}
+    added |= {pieces.piece_to_id(piece): token for piece, token in SP_ADDED_AT_PIECES.items()}
+    added |= {pieces.get_piece_size() + i: token for i, token in enumerate(SP_ADDED_AFTER)}
+    config = {
+        "added_tokens_decoder": {str(i): {"content": token, "lstrip": False, "normalized": False, "rstrip": False,
+                                          "single_word": False, "special": True} for i, token in sorted(added.items())},
+        "additional_special_tokens": [*SP_ADDED_AT_PIECES.values(), *SP_ADDED_AFTER],
+        "bos_token": "<s>", "eos_token": "</s>", "pad_token": "</s>", "unk_token": "<unk>",
+        "clean_up_tokenization_spaces": False, "model_max_length": 4096, "tokenizer_class": "InternLM2Tokenizer",
+    }
+    reference = {"AutoTokenizer": ["tokenization_internlm2.InternLM2Tokenizer", None]}
+    if class_named_by == "tokenizer_auto_map":
+        config["auto_map"] = reference
+    elif class_named_by == "config_auto_map":
+        raw = json.loads((out / "config.json").read_text())
+        raw["auto_map"] = {**raw.get("auto_map", {}), **reference}
+        (out / "config.json").write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    elif class_named_by != "tokenizer_class":
+        raise ValueError(f"class_named_by: '{class_named_by}' is not tokenizer_class, config_auto_map or tokenizer_auto_map")
+    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    shutil.copy(HERE / "tokenization_internlm2.py", out / "tokenization_internlm2.py")
+    return out
+
+
 def _write(out_dir, model, tokenizer, code_files, auto_map) -> Path:
     """Save weights + tokenizer + modeling code with ``auto_map`` into ``out_dir``, atomically."""
     out = Path(out_dir)
@@ -95,8 +155,11 @@ def build_standin_internvl_chat(out_dir, seed: int = 0, llm: str = "qwen2", imag
     return _write(out_dir, model, tokenizer, INTERNVL_CODE, auto_map)
 
 
-def build_standin_xcomposer2(out_dir, seed: int = 0, image_size: int = 56) -> Path:
-    """A tiny InternLM-XComposer2-VL checkpoint (CLIP 14-px patches: 16 image tokens at 56 px; 1,225 at 490)."""
+def build_standin_xcomposer2(out_dir, seed: int = 0) -> Path:
+    """A tiny InternLM-XComposer2-VL checkpoint (CLIP 14-px patches: 16 image tokens at 56 px; 1,225 at 490).
+
+    Its config, like the original's, has no vision fields: the CLIP sizes are constants of its modeling code.
+    """
     import torch
 
     from finetune.models.standins.configuration_internlm_xcomposer2 import InternLMXcomposer2Config
@@ -106,9 +169,8 @@ def build_standin_xcomposer2(out_dir, seed: int = 0, image_size: int = 56) -> Pa
     tokenizer.bos_token = "<s>"
     config = InternLMXcomposer2Config(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, img_size=image_size, plora_r=4, plora_alpha=8, pad_token_id=tokenizer.pad_token_id,
+        num_key_value_heads=2, plora_r=4, plora_alpha=8, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.convert_tokens_to_ids("[UNUSED_TOKEN_145]"),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14),
     )
     config.architectures = ["InternLMXComposer2ForCausalLM"]
     torch.manual_seed(seed)

@@ -3,8 +3,10 @@
 What it reproduces: an InternLM2 decoder (``modeling_internlm2.py``, beside it as in the original)
 whose ``attention.wqkv``, ``attention.wo`` and ``feed_forward.w1/w2/w3`` are Partial-LoRA linears
 (``PLoRA``: ``Plora_A``/``Plora_B`` applied only where ``im_mask`` is true), ``tok_embeddings`` and
-``output`` names, a CLIP vision tower ``vit`` (built from its config here: the original downloads
-``openai/clip-vit-large-patch14-336``) at ``config.img_size`` pixels, ``vision_proj``, ``img2emb``,
+``output`` names, a CLIP vision tower ``vit`` whose sizes live in this file, not in the config (the
+original's ``build_mlp.py`` hard-codes ``openai/clip-vit-large-patch14-336`` resized to 490 px; here a
+tiny CLIP at ``IMAGE_SIZE`` pixels, built from its config), frozen when built as in the original,
+``vision_proj``, ``img2emb``,
 ``interleav_wrap(img_list, text_list)`` returning ``(embeds, attention_mask, targets, im_mask)`` for
 ``<ImageHere>`` texts, ``forward(inputs_embeds=..., attention_mask=..., labels=..., im_mask=...)``, and
 generation as the original's ``chat`` does it: ``generate(inputs_embeds=..., im_mask=...)`` returns
@@ -38,10 +40,16 @@ class PLoRA(nn.Linear):
         return res
 
 
+# The original's vision settings are constants of its code, not config fields (CLIP-L/14 at 490 px).
+IMAGE_SIZE = 56
+CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14)
+
+
 class CLIPVisionTower(nn.Module):
-    def __init__(self, config):
+    def __init__(self):
         super().__init__()
-        self.vision_tower = CLIPVisionModel(CLIPVisionConfig(image_size=config.img_size, **config.vision_config))
+        self.vision_tower = CLIPVisionModel(CLIPVisionConfig(image_size=IMAGE_SIZE, **CLIP))
+        self.vision_tower.requires_grad_(False)
 
     def forward(self, images):
         hidden = self.vision_tower(images, output_hidden_states=True).hidden_states[-1]
@@ -54,9 +62,8 @@ class InternLMXComposer2ForCausalLM(InternLM2ForCausalLM):
 
     def __init__(self, config):
         super().__init__(config, linear=functools.partial(PLoRA, lora_r=config.plora_r, lora_alpha=config.plora_alpha))
-        self.vit = CLIPVisionTower(config)
-        vis = config.vision_config["hidden_size"]
-        self.vision_proj = nn.Sequential(nn.Linear(vis, config.hidden_size), nn.GELU(),
+        self.vit = CLIPVisionTower()
+        self.vision_proj = nn.Sequential(nn.Linear(CLIP["hidden_size"], config.hidden_size), nn.GELU(),
                                          nn.Linear(config.hidden_size, config.hidden_size))
         self.tokenizer = None
         self.post_init()

@@ -70,7 +70,7 @@ def assert_trains_and_generates(model, ids):
 
 
 def test_every_fix_has_a_name_versions_and_a_docstring():
-    assert len(set(FIX_NAMES)) == len(FIXES) == 16
+    assert len(set(FIX_NAMES)) == len(FIXES) == 18
     for fix in FIXES:
         assert fix.affects and fix.apply.__doc__ and len(fix.summary) < 160, fix.name
 
@@ -79,7 +79,7 @@ def test_internlm2_loads_trains_generates_with_files_untouched(standins, tmp_pat
     before = file_hashes(standins["internlm2"])
     with caplog.at_level(logging.INFO, logger="finetune.models.compat"):
         model, fixes = load(standins, "internlm2", tmp_path, auto_class="AutoModelForCausalLM")
-    assert fixes == [*MASK_UTILS_FIX, "tied_weights_keys_list", "missing_generation_mixin", "legacy_tuple_kv_cache",
+    assert fixes == [*MASK_UTILS_FIX, "rope_scaling_null_rewritten", "tied_weights_keys_list", "missing_generation_mixin", "legacy_tuple_kv_cache",
                      "generation_position_ids", *CACHE_RENAME_FIX, "rotary_buffers_after_meta_init"]
     assert all(f"compat fix {name}" in caplog.text for name in fixes)
     assert_trains_and_generates(model, prompt_ids())
@@ -115,6 +115,22 @@ def test_rotary_buffers_after_meta_init(standins, tmp_path):
     model, _ = load(standins, "internlm2", tmp_path)
     assert torch.allclose(model.model.layers[0].attention.rotary_emb.inv_freq, expected)
     assert not torch.allclose(broken(input_ids=ids).logits, model(input_ids=ids).logits, equal_nan=True)
+
+
+def test_rope_scaling_null_rewritten(standins, tmp_path):
+    """``rope_scaling: null`` (as on the Hub) reaches InternLM2's ``_init_rope`` as a dict without 'type'."""
+    for kind in ("internlm2", "internvl_chat"):  # top-level config; nested llm_config
+        with pytest.raises(KeyError, match="'type'"):
+            load(standins, kind, tmp_path, exclude=["rope_scaling_null_rewritten"])
+    model, fixes = load(standins, "internvl_chat", tmp_path)
+    assert "rope_scaling_null_rewritten" in fixes and model.config.llm_config.rope_scaling is None
+    assert_trains_and_generates(model.language_model, prompt_ids())
+    folder = fresh_copy(standins["internlm2"], tmp_path)  # a real scaling dict keeps its 'type': no fix
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "rope_scaling": {"type": "dynamic", "factor": 2.0}}))
+    model, fixes = load_remote_model(folder, family="internlm2")
+    assert "rope_scaling_null_rewritten" not in fixes
+    assert type(model.model.layers[0].attention.rotary_emb).__name__ == "InternLM2DynamicNTKScalingRotaryEmbedding"
 
 
 def test_legacy_tuple_kv_cache(standins, tmp_path):

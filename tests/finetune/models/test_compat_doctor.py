@@ -33,11 +33,15 @@ def test_doctor_tiny_internvl_hf(tiny_internvl, capsys):
     "kind, adapter, tokens, fixes",
     [
         ("internlm2", "remote_lm", "n/a (text-only)", ["legacy_tuple_kv_cache", "rotary_buffers_after_meta_init"]),
-        ("internvl_chat", "internvl_remote", "16", ["missing_post_init", "required_image_flags", "generation_position_ids"]),
-        ("xcomposer2", "xcomposer2", "25", ["nested_clip_from_pretrained", "clip_resized_position_table", "hard_coded_token_ids"]),
+        ("internvl_chat_sp", "internvl_remote", "16", ["missing_post_init", "required_image_flags", "generation_position_ids",
+                                                       "rope_scaling_null_rewritten", "remote_tokenizer_class_ignored"]),
+        ("xcomposer2_sp", "xcomposer2", "25", ["nested_clip_from_pretrained", "clip_resized_position_table",
+                                               "hard_coded_token_ids", "remote_tokenizer_class_ignored"]),
     ],
 )
 def test_doctor_on_each_standin(standins, tmp_path, capsys, kind, adapter, tokens, fixes):
+    """The original-shaped code and Hub-shaped files (InternLM2's sentencepiece tokenizer, no vision_config
+    in XComposer2's config), loaded through the adapter as train.py loads them."""
     folder = fresh_copy(standins[kind], tmp_path)
     code, out, err = doctor(capsys, folder, "--trust-remote-code", "--vision-tower-path", standins["clip"])
     assert code == 0, out + err
@@ -45,6 +49,16 @@ def test_doctor_on_each_standin(standins, tmp_path, capsys, kind, adapter, token
     for name in fixes:
         assert f"    - {name}: " in out
     assert "FAIL" not in out and "OK: loads, trains a step and generates" in out
+    if adapter != "remote_lm":
+        assert "[ok] tokenizer ids match the checkpoint's own tokenizer class" in out
+        assert "tokenizer                InternLM2Tokenizer (checkpoint's own: tokenization_internlm2.InternLM2Tokenizer)" in out
+
+
+def test_doctor_refuses_what_training_refuses(standins, tmp_path, capsys):
+    """Doctor loads through the adapter: a template train.py refuses fails here too, with the same key."""
+    folder = fresh_copy(standins["internvl_chat_sp"], tmp_path)
+    code, out, err = doctor(capsys, folder, "--trust-remote-code", "--template", "internvl9")
+    assert code == 1 and "model.template: 'internvl9' is not one of" in err
 
 
 def test_doctor_refuses_remote_code_without_the_flag(standins, tmp_path, capsys):

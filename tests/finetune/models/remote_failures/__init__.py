@@ -7,10 +7,13 @@ Every call writes a folder with a fresh name, so transformers imports its code a
 
 Kinds (the failures each carries are the real code's, listed in docs/remote_code.md):
 - ``internlm2``: InternLM2ForCausalLM (tied-keys list, no GenerationMixin, rotary buffers, tuple cache,
-  generation position_ids).
+  generation position_ids, ``rope_scaling: null`` read as ``rope_scaling['type']``).
 - ``internvl_chat``: InternVLChatModel over InternLM2 (the above in a nested LM, plus image_flags, .cuda()).
 - ``xcomposer2``: InternLMXComposer2ForCausalLM (the LM failures, plus config.max_length, nested CLIP
-  from_pretrained, .vision_model, resized position table, hard-coded 92542, .cuda()).
+  from_pretrained, .vision_model, resized position table, hard-coded 92542, .cuda()); its config is
+  InternLM2's, without ``vision_config``, as the original's.
+``build_standin(..., tokenizer="sentencepiece")`` gives a kind InternLM2's sentencepiece-only tokenizer as
+on the Hub (AutoTokenizer under transformers 5 passes its class over).
 - ``intern_vit_timm``: a vision model whose code imports timm.
 """
 
@@ -25,8 +28,9 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
+# rope_scaling null, as on the Hub (InternLM2-based checkpoints without long-context scaling).
 LLM = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-       "max_position_embeddings": 128}
+       "max_position_embeddings": 128, "rope_scaling": None}
 
 KINDS = {
     "internlm2": {
@@ -109,6 +113,12 @@ def build_tiny_clip(out_dir: Path, seed: int = 0) -> Path:
     return Path(out_dir)
 
 
+def sentencepiece_vocab_size(out: Path) -> int:
+    """Pieces + added tokens of a ``write_internlm2_sentencepiece_tokenizer`` folder (the model's vocab)."""
+    added = json.loads((out / "tokenizer_config.json").read_text())["added_tokens_decoder"]
+    return max(int(i) for i in added) + 1
+
+
 def _write_files(kind: str, out: Path, vocab_size: int) -> dict:
     spec = KINDS[kind]
     out.mkdir(parents=True)
@@ -121,11 +131,13 @@ def _write_files(kind: str, out: Path, vocab_size: int) -> dict:
     return config
 
 
-def build_standin(kind: str, parent: Path, seed: int = 0, vision_tower_path=None) -> Path:
+def build_standin(kind: str, parent: Path, seed: int = 0, vision_tower_path=None, tokenizer: str = "fast") -> Path:
     """Write a stand-in checkpoint of ``kind`` under ``parent`` and return its folder.
 
     The weights come from instantiating the stand-in class with the compat fixes that construction needs
-    (XComposer2 cannot be built otherwise); loading it again is what the tests check.
+    (XComposer2 cannot be built otherwise); loading it again is what the tests check. ``tokenizer``:
+    ``fast`` (the tiny chat tokenizer) or ``sentencepiece`` (InternLM2's, as on the Hub: ``tokenizer.model``
+    + ``tokenization_internlm2.py``, the class named by ``tokenizer_class`` only, ``<s>`` BOS).
     """
     import torch
     from safetensors.torch import save_file
@@ -134,10 +146,18 @@ def build_standin(kind: str, parent: Path, seed: int = 0, vision_tower_path=None
 
     from finetune.models import compat
     from finetune.models.compat.base import sibling_modules
-    tokenizer = tiny_tokenizer()
     out = fresh_folder(parent, kind)
-    raw = _write_files(kind, out, len(tokenizer))
-    tokenizer.save_pretrained(out)
+    if tokenizer == "sentencepiece":
+        from finetune.models.standins import write_internlm2_sentencepiece_tokenizer
+
+        files = write_internlm2_sentencepiece_tokenizer(Path(parent) / f"{out.name}_tokenizer")
+        raw = _write_files(kind, out, sentencepiece_vocab_size(files))
+        for file in files.iterdir():
+            shutil.move(file, out / file.name)
+        files.rmdir()
+    else:
+        raw = _write_files(kind, out, len(tiny_tokenizer()))
+        tiny_tokenizer().save_pretrained(out)
     if kind == "intern_vit_timm":
         return out
     ctx = compat.CompatContext(path=out, family=kind, raw_config=raw, vision_tower_path=vision_tower_path)

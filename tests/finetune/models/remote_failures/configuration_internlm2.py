@@ -23,6 +23,7 @@ class InternLM2Config(PretrainedConfig):
         eos_token_id=2,
         tie_word_embeddings=False,
         rope_theta=10000,
+        rope_scaling=None,
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -35,6 +36,7 @@ class InternLM2Config(PretrainedConfig):
         self.rms_norm_eps = rms_norm_eps
         self.use_cache = use_cache
         self.rope_theta = rope_theta
+        self.rope_scaling = rope_scaling  # null on the Hub; transformers 5 rewrites it
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,

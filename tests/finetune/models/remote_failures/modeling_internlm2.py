@@ -3,7 +3,8 @@
 Tiny, but with the real code's shape where transformers 5 breaks it: rotary ``inv_freq``/``cos_cached``/
 ``sin_cached`` as non-persistent buffers filled in ``__init__``; a legacy tuple KV cache indexed as
 ``past_key_values[0][0]``; ``prepare_inputs_for_generation`` that slices ``input_ids`` but not a passed-in
-``position_ids``; ``_tied_weights_keys`` as a list; no ``GenerationMixin`` in the bases.
+``position_ids``; ``_tied_weights_keys`` as a list; no ``GenerationMixin`` in the bases; ``_init_rope`` that
+reads ``config.rope_scaling['type']`` unless ``rope_scaling`` is None.
 """
 
 import math
@@ -54,6 +55,20 @@ class InternLM2RotaryEmbedding(nn.Module):
         return self.cos_cached[:seq_len].to(x.dtype), self.sin_cached[:seq_len].to(x.dtype)
 
 
+class InternLM2DynamicNTKScalingRotaryEmbedding(InternLM2RotaryEmbedding):
+    def __init__(self, dim, max_position_embeddings=2048, base=10000, device=None, scaling_factor=1.0):
+        self.scaling_factor = scaling_factor
+        super().__init__(dim, max_position_embeddings, base, device)
+
+    def _set_cos_sin_cache(self, seq_len, device, dtype):
+        if seq_len > self.max_position_embeddings:
+            ratio = self.scaling_factor * seq_len / self.max_position_embeddings - (self.scaling_factor - 1)
+            base = self.base * ratio ** (self.dim / (self.dim - 2))
+            inv_freq = 1.0 / (base ** (torch.arange(0, self.dim, 2).float().to(device) / self.dim))
+            self.register_buffer("inv_freq", inv_freq, persistent=False)
+        super()._set_cos_sin_cache(seq_len, device, dtype)
+
+
 def rotate_half(x):
     x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
     return torch.cat((-x2, x1), dim=-1)
@@ -83,9 +98,23 @@ class InternLM2Attention(nn.Module):
         self.head_dim = config.hidden_size // self.num_heads
         self.wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
         self.wo = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.rotary_emb = InternLM2RotaryEmbedding(
-            self.head_dim, max_position_embeddings=config.max_position_embeddings, base=config.rope_theta
-        )
+        self.config = config
+        self._init_rope()
+
+    def _init_rope(self):
+        if self.config.rope_scaling is None:
+            self.rotary_emb = InternLM2RotaryEmbedding(
+                self.head_dim, max_position_embeddings=self.config.max_position_embeddings, base=self.config.rope_theta
+            )
+        else:
+            scaling_type = self.config.rope_scaling['type']
+            if scaling_type != "dynamic":
+                raise ValueError("Currently we only support rotary embedding's type being 'dynamic'.")
+            self.rotary_emb = InternLM2DynamicNTKScalingRotaryEmbedding(
+                self.head_dim, max_position_embeddings=self.config.max_position_embeddings,
+                base=self.config.rope_theta, scaling_factor=self.config.rope_scaling['factor'],
+            )
+        return self.rotary_emb
 
     def forward(self, hidden_states, attention_mask=None, position_ids=None, past_key_value=None, use_cache=False):
         bsz, q_len, _ = hidden_states.size()

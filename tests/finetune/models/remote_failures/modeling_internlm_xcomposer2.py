@@ -2,8 +2,9 @@
 
 Like the real class: ``__init__`` reads ``config.max_length`` and builds the CLIP tower (nested
 ``from_pretrained``); ``mask_human_targets`` hard-codes InternLM2's ids (``<|im_end|>`` 92542, eos 2);
-text-only ``chat`` calls ``.cuda()``; images are 70 px (real: 490) through ``vis_processor``. Partial-LoRA
-(``im_mask``) is left out: it plays no part in these failures.
+text-only ``chat`` calls ``.cuda()``; images are 70 px (real: 490) through ``vis_processor``;
+``prepare_inputs_for_generation`` takes ``im_mask`` and hands it on (``chat`` generates with it). The
+Partial-LoRA arithmetic on ``im_mask`` is left out: it plays no part in these failures.
 """
 
 import copy
@@ -97,6 +98,26 @@ class InternLMXComposer2ForCausalLM(InternLM2ForCausalLM):
             shift_logits = outputs.logits[..., :-1, :].contiguous().view(-1, self.config.vocab_size)
             loss = torch.nn.functional.cross_entropy(shift_logits, labels[..., 1:].contiguous().view(-1))
         return CausalLMOutputWithPast(loss=loss, logits=outputs.logits, past_key_values=outputs.past_key_values)
+
+    def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None,
+                                      inputs_embeds=None, im_mask=None, **kwargs):
+        if past_key_values is not None:
+            past_length = past_key_values[0][0].shape[2]
+            remove_prefix_length = past_length if input_ids.shape[1] > past_length else input_ids.shape[1] - 1
+            input_ids = input_ids[:, remove_prefix_length:]
+        position_ids = kwargs.get("position_ids", None)
+        if attention_mask is not None and position_ids is None:
+            position_ids = attention_mask.long().cumsum(-1) - 1
+            position_ids.masked_fill_(attention_mask == 0, 1)
+            if past_key_values:
+                position_ids = position_ids[:, -input_ids.shape[1]:]
+        if inputs_embeds is not None and past_key_values is None:
+            model_inputs = {"inputs_embeds": inputs_embeds}
+        else:
+            model_inputs = {"input_ids": input_ids}
+        model_inputs.update({"position_ids": position_ids, "past_key_values": past_key_values,
+                             "use_cache": kwargs.get("use_cache"), "attention_mask": attention_mask, "im_mask": im_mask})
+        return model_inputs
 
     @torch.no_grad()
     def chat(self, tokenizer, query, image=None, max_new_tokens=8, **kwargs):
