@@ -9,7 +9,9 @@ shows as "—" and is named in the notes under the table, never a crash):
   its top-level numbers);
 - ``<run>/final/eval/<bench>.json``: each benchmark's ``score`` (LRBEN: also per type).
 
-Writes ``<out>/compare.md``, ``<out>/scores.png`` and ``<out>/cost.png`` (default ``runs/compare``).
+Writes ``<out>/compare.md``, ``<out>/scores.png``, ``<out>/cost.png`` and ``<out>/compare.html`` (with
+``compare_assets/``: confusion matrices side by side and the answers where runs disagree, see
+``eval.compare_html``) (default ``runs/compare``).
 """
 
 from __future__ import annotations
@@ -108,11 +110,15 @@ def markdown_table(rows: list[dict]) -> str:
 
 def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = "runs/compare") -> Path:
     """Write the table and plots for ``run_dirs`` into ``out_dir``; returns the markdown path."""
+    from tqdm.auto import tqdm
+
+    from eval.compare_html import write_compare_html
     from eval.plots import plot_bars
     from eval.predictions import atomic_write_json
 
     notes: list[str] = []
-    rows = [collect_run(run, notes) for run in run_dirs]
+    rows = [collect_run(run, notes) for run in tqdm(run_dirs, desc="compare: reading runs", unit=" runs",
+                                                      disable=len(run_dirs) < 8)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scores = {bench: {r["run"]: r[bench] for r in rows} for bench in BENCHES}
@@ -128,16 +134,17 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = "runs/compare
     tmp.write_text(text)
     tmp.replace(target)
     atomic_write_json(out / "compare.json", rows)
+    write_compare_html(out, list(run_dirs), rows, notes, COLUMNS, BENCHES)
     return target
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (runs/NAME)")
-    parser.add_argument("--out", default="runs/compare", help="output folder for compare.md and the plots")
+    parser.add_argument("--out", default="runs/compare", help="output folder for compare.md, compare.html and the plots")
 
 
 def run(args: argparse.Namespace) -> int:
     path = compare_runs(args.runs, args.out)
     print(path.read_text())
-    print(f"written: {path}, {path.parent / 'scores.png'}, {path.parent / 'cost.png'}")
+    print(f"written: {path}, {path.parent / 'compare.html'}, {path.parent / 'scores.png'}, {path.parent / 'cost.png'}")
     return 0

@@ -14,6 +14,7 @@ What both pages share, and nothing page-specific:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -25,9 +26,21 @@ from pathlib import Path, PurePosixPath
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
+def _finite(value):
+    """``value`` with NaN / infinite floats as None (``JSON.parse`` knows no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def embed_json(data) -> str:
-    """``data`` as JSON that is safe inside ``<script type="application/json">`` (see the module docstring)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """``data`` as JSON that is safe inside ``<script type="application/json">`` (see the module docstring);
+    NaN and infinities become null."""
+    text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                           ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escaped)
