@@ -36,7 +36,7 @@
     for (const row of DATA.rows) {
       body.append(el("tr", {}, ...DATA.columns.map(([key]) => {
         const value = row[key];
-        const digits = key.endsWith("seconds") ? 1 : 2;
+        const digits = key.endsWith("seconds") ? 1 : ["kept", "pool", "samples_seen"].includes(key) ? 0 : 2;
         return el("td", { class: best[key] !== undefined && value === best[key] ? "best" : "", text: fmt(value, digits) });
       })));
     }
@@ -109,7 +109,7 @@
     const list = document.getElementById("disagree-list");
     for (const [bench, info] of Object.entries(DATA.benches)) {
       if (!info.disagreements_total) continue;
-      list.append(el("h3", { text: (BENCH_NAMES[bench] || bench) + ": " + info.disagreements_total + " questions answered differently" +
+      list.append(el("h3", { text: (BENCH_NAMES[bench] || bench) + ": " + info.disagreements_total + " question" + (info.disagreements_total === 1 ? "" : "s") + " answered differently" +
         (info.disagreements_total > info.disagreements.length ? " (first " + info.disagreements.length + " shown)" : "") }));
       const grid = el("div", { class: "items" });
       for (const item of info.disagreements) {
