@@ -180,10 +180,12 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
             records = sample_records(records, float(spec.sample), _seed(seed, source))
             roots[source] = root
             by_kind[spec.kind].extend(fill_tasks(records))
-            # Only records kept alive in by_kind are entered, so no id() is reused by a later object.
-            locations = {id(r): loc for r, loc in zip(indexed.records, indexed.locations, strict=True)}
+            # Keyed by the identity of the conversations list: the copies sampling makes (dataclasses.replace)
+            # share it with their original. Only records kept alive in by_kind are entered, so no identity
+            # is reused by a later object.
+            locations = {id(r.conversations): loc for r, loc in zip(indexed.records, indexed.locations, strict=True)}
             annotation_name = str(annotation)  # one string shared by all its records
-            where.update((id(r), (annotation_name, locations[id(r)])) for r in records)
+            where.update((id(r), (annotation_name, locations[id(r.conversations)])) for r in records)
     if cfg.mix.general_ratio is not None:
         records = mix_general(by_kind["domain"], by_kind["general"], float(cfg.mix.general_ratio), _seed(seed, "mix"))
     else:
