@@ -104,8 +104,7 @@
     if (!names.length) select.disabled = true;
   }
 
-  function renderClusters() {
-    const rows = visibleClusters();
+  function renderClusters(rows) {
     const body = document.querySelector("#clusters tbody");
     body.replaceChildren();
     for (const r of rows.slice(0, state.limit)) {
@@ -122,7 +121,6 @@
     const shownSamples = DATA.samples.filter(sampleMatches).length;
     document.getElementById("status").textContent = rows.length + " of " + DATA.clusters.length + " clusters · " +
       shownSamples + " of " + DATA.samples.length + " samples match";
-    return rows;
   }
 
   function sampleCard(s) {
@@ -160,7 +158,7 @@
       if ((state.show === "kept" && !kept) || (state.show === "dropped" && kept)) continue;
       const part = samples.filter((s) => s.kept === kept);
       const total = kept ? c.kept : c.size - c.kept;
-      const grid = el("div", { class: "grid" }, ...part.map(sampleCard));
+      const grid = part.length ? el("div", { class: "grid" }, ...part.map(sampleCard)) : el("p", { class: "hint", text: "none here" });
       sides.append(el("div", { class: "side " + label }, el("h3", { class: label, text: label + ": showing " + part.length + " of " + total }), grid));
     }
     box.append(sides);
@@ -189,9 +187,12 @@
     return false;
   }
 
+  // Re-render after a change of sort / filter / search; a selected cluster the filters hide gives way to
+  // the first one left.
   function refresh() {
-    const rows = renderClusters();
-    if (state.cluster === null && rows.length) state.cluster = rows[0].c.id;
+    const rows = visibleClusters();
+    if (rows.length && !rows.some((r) => r.c.id === state.cluster)) state.cluster = rows[0].c.id;
+    renderClusters(rows);
     renderDetail();
   }
 
@@ -205,10 +206,10 @@
   on("class", "change", (e) => { state.cls = e.target.value; refresh(); });
   on("show", "change", (e) => { state.show = e.target.value; refresh(); });
   on("search", "input", (e) => { state.query = e.target.value.trim().toLowerCase(); refresh(); });
-  on("more", "click", () => { state.limit += 300; renderClusters(); });
+  on("more", "click", () => { state.limit += 300; renderClusters(visibleClusters()); });
   window.addEventListener("hashchange", openFromHash);
-  renderClusters();
-  if (!openFromHash()) refresh();
+  refresh();
+  openFromHash();
   window.explorerReadyMs = performance.now();
   document.body.dataset.ready = "1";
 })();

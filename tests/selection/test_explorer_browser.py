@@ -50,6 +50,11 @@ def test_report_html_in_chromium(chromium, explorer_run, tmp_path):
     chips = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#detail .sample .meta .chip:nth-child(2)")]
     assert chips and set(chips) == {"vqa"}
     Select(driver.find_element(By.ID, "task")).select_by_value("")
+    # filter by class: the selected cluster gives way to one that holds the class, and only its rivers show
+    Select(driver.find_element(By.ID, "class")).select_by_visible_text("river")
+    chips = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#detail .sample .meta .chip:nth-child(3)")]
+    assert chips and set(chips) == {"river"}
+    Select(driver.find_element(By.ID, "class")).select_by_value("")
 
     # search finds the record whose answer is HTML; the page shows it as text and runs none of it
     driver.find_element(By.ID, "search").send_keys("pwned")
