@@ -8,6 +8,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+import pytest
 from explorer_pool import EVIL_ANSWER, synthetic_header, synthetic_records, synthetic_selection
 
 from finetune.data.records import Record
@@ -105,6 +106,7 @@ def test_record_class_reads_the_annotation_then_the_classification_answer():
     assert record_class(Record("c", [], turns, task="vqa", extra={"label": "River"})) == "River"
 
 
+@pytest.mark.slow
 def test_report_of_a_318k_record_pool_stays_small(tmp_path):
     """GeoChat-sized pool (318k records, 4,818 clusters as `selection.clusters=0` gives): the page embeds
     cluster summaries and a bounded sample, not the records."""

@@ -4,6 +4,7 @@ filters and search work, HTML in a record stays text, and a 318k-record report l
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from explorer_pool import EVIL_ANSWER, synthetic_header, synthetic_records, synthetic_selection
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
@@ -75,6 +76,7 @@ def test_report_html_in_chromium(chromium, explorer_run, tmp_path):
     assert chromium.screenshot(shot).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_report_of_a_318k_record_pool_loads_in_under_2_seconds(chromium, tmp_path):
     n, k = 318_000, 4818
     selection = synthetic_selection(n, k, keep_every=3)
