@@ -12,9 +12,11 @@ import pytest
 from explorer_pool import EVIL_ANSWER, synthetic_header, synthetic_records, synthetic_selection
 
 from finetune.data.records import Record
-from selection.budget import Selection
+from geotune.config import load_recipe
+from selection.budget import Selection, SelectionError
 from selection.explorer import explorer_data, record_class, write_explorer
 from selection.manifest import read_manifest
+from selection.pipeline import run_selection
 
 
 def page_data(page: Path) -> dict:
@@ -120,3 +122,14 @@ def test_report_of_a_318k_record_pool_stays_small(tmp_path):
     assert len(embedded["clusters"]) == k and len(embedded["samples"]) <= 6000
     assert page.stat().st_size < 6 * 2**20, page.stat().st_size
     assert seconds < 60  # catches a quadratic step, not slowness
+
+
+def test_bad_report_bounds_fail_before_any_work(tmp_path):
+    class Data:
+        records = synthetic_records(10)
+
+    cfg = load_recipe(None, [f"run_dir={tmp_path}", "selection.method=random", "selection.keep=0.5",
+                             "selection.report_per_cluster=0"])
+    with pytest.raises(SelectionError, match="selection.report_per_cluster"):
+        run_selection(cfg, Data())
+    assert not (tmp_path / "selection").exists()
