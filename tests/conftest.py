@@ -64,6 +64,7 @@ class Browser:
         has settled; returns the console errors it logged."""
         from selenium.webdriver.support.ui import WebDriverWait
 
+        self.driver.get("about:blank")  # a fresh load even when only the #fragment differs
         self.driver.get_log("browser")  # drop what earlier pages logged
         self.driver.get(Path(path).resolve().as_uri() + (f"#{fragment}" if fragment else ""))
         wait = WebDriverWait(self.driver, 60)
@@ -76,6 +77,7 @@ class Browser:
         height = min(max_height, int(self.run("return document.documentElement.scrollHeight")))
         width = self.driver.get_window_size()["width"]
         self.driver.set_window_size(width, height)
+        self.run("window.scrollTo(0, 0)")
         try:
             self.driver.save_screenshot(str(path))
         finally:
