@@ -9,7 +9,9 @@ shows as "—" and is named in the notes under the table, never a crash):
   its top-level numbers);
 - ``<run>/final/eval/<bench>.json``: each benchmark's ``score`` (LRBEN: also per type).
 
-Writes ``<out>/compare.md``, ``<out>/scores.png`` and ``<out>/cost.png`` (default ``runs/compare``).
+Writes ``<out>/compare.md``, ``<out>/scores.png``, ``<out>/cost.png`` and ``<out>/compare.html`` (with
+``compare_assets/``: confusion matrices side by side and the answers where runs disagree, see
+``eval.compare_html``) (default ``runs/compare``).
 """
 
 from __future__ import annotations
@@ -109,10 +111,14 @@ def markdown_table(rows: list[dict]) -> str:
 
 def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = "runs/compare") -> Path:
     """Write the table and plots for ``run_dirs`` into ``out_dir``; returns the markdown path."""
+    from tqdm.auto import tqdm
+
+    from eval.compare_html import write_compare_html
     from eval.plots import plot_bars
 
     notes: list[str] = []
-    rows = [collect_run(run, notes) for run in run_dirs]
+    rows = [collect_run(run, notes) for run in tqdm(run_dirs, desc="compare: reading runs", unit=" runs",
+                                                      disable=len(run_dirs) < 8)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scores = {bench: {r["run"]: r[bench] for r in rows} for bench in BENCHES}
@@ -125,4 +131,5 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = "runs/compare
         text += "\nNotes:\n" + "".join(f"- {note}\n" for note in notes)
     target = write_text_atomic(out / "compare.md", text)
     write_json_atomic(out / "compare.json", rows)
+    write_compare_html(out, list(run_dirs), rows, notes, COLUMNS, BENCHES)
     return target

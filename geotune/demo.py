@@ -75,6 +75,8 @@ def write_report(demo_dir: Path, table: Path, seconds: float, size: str) -> Path
         f"SynthRS `{size}`, a random-init tiny InternVL trained on CPU; wall time {seconds:.0f} s.\n"
         "Scores of a tiny model on synthetic data measure the pipeline, not a real model.\n\n"
         f"Runs (overrides of `recipes/demo.yaml`):\n{runs}\n\n"
+        "Browse: [compare.html](compare.html) (confusion matrices, answers that differ) and each run's\n"
+        "`selection/report.html` (kept and dropped samples per cluster).\n\n"
         + table.read_text().split("\n", 2)[2]
     )
     return write_text_atomic(demo_dir / "report.md", text)

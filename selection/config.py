@@ -32,5 +32,7 @@ class SelectionConfig:
     features: FeaturesConfig = _help("Feature backend.", factory=FeaturesConfig)
     options: dict[str, Any] = _help("Selector-specific options (checked by the selector).", factory=dict)
     manifest: Optional[str] = _help("Use this manifest instead of selecting.", None)
-    report: bool = _help("Write selection/report.md with PNG plots.", True)
+    report: bool = _help("Write selection/report.md with PNG plots and the report.html explorer.", True)
     report_sample: int = _help("Most feature rows drawn for the report's 2-D projection.", 5000)
+    report_per_cluster: int = _help("report.html: most kept (and as many dropped) samples shown per cluster.", 24)
+    report_max_samples: int = _help("report.html: most samples (and thumbnails) in all; fewer per cluster when clusters are many.", 6000)

@@ -1,7 +1,7 @@
 """Selection as a run step: compute what the selector needs, select, write manifest + report.
 
 ``run_selection(cfg, data)`` writes ``<run_dir>/selection/{manifest.jsonl, timings.json, report.md,
-*.png}`` and returns the manifest path. A manifest whose header ``config_hash`` equals the hash of the
+*.png, report.html, report_assets/}`` and returns the manifest path. A manifest whose header ``config_hash`` equals the hash of the
 relevant config (selection section, feature config and model when used) and of the data (ids and
 content of every record) is reused without recomputing anything.
 """
@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from finetune.files import write_json_atomic
 from selection import get_selector
 from selection.budget import SelectionError, SelectionInputs, check_options
+from selection.explorer import write_explorer
 from selection.manifest import (
     ManifestError,
     build_header,
@@ -28,6 +29,7 @@ from selection.manifest import (
     read_manifest,
     write_manifest,
 )
+from selection.report import write_plots, write_report
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,25 @@ def cached_manifest(path: Path, config_hash: str) -> bool:
     return header.get("config_hash") == config_hash
 
 
+def write_reports(out_dir: Path, cfg: DictConfig, data, selection, header: dict, timings: dict[str, float],
+                  inputs: SelectionInputs) -> None:
+    """report.md with its PNGs, then the report.html explorer beside it (thumbnails when ``data`` can
+    locate images, annotation file:line when it knows where records came from)."""
+    sel = cfg.selection
+    start = time.perf_counter()
+    plots = write_plots(out_dir, selection, len(data.records), features=inputs.features, tasks=inputs.tasks,
+                        sources=inputs.sources, sample=int(sel.report_sample), seed=int(sel.seed))
+    write_report(out_dir, selection, header, timings, plots=plots)
+    timings["report"] = time.perf_counter() - start
+    start = time.perf_counter()
+    image_path = getattr(data, "image_path", None)
+    write_explorer(out_dir, selection, header, timings, data.records,
+                   image_path=(lambda record: image_path(record, 0)) if image_path else None,
+                   origin=getattr(data, "origin", None), plots=plots, per_cluster=int(sel.report_per_cluster),
+                   max_samples=int(sel.report_max_samples), seed=int(sel.seed))
+    timings["report.html"] = time.perf_counter() - start
+
+
 def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
     """Select from ``data.records`` as ``cfg.selection`` says and return the manifest path.
 
@@ -150,6 +171,11 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
         read_manifest(path)  # fail now, not at training time
         return path
     selector = get_selector(sel.method)
+    if sel.report and (int(sel.report_per_cluster) < 1 or int(sel.report_max_samples) < 2):
+        raise SelectionError(
+            f"selection.report_per_cluster ({sel.report_per_cluster}) must be >= 1 and selection.report_max_samples "
+            f"({sel.report_max_samples}) >= 2: they bound the samples report.html shows (or set selection.report=false)"
+        )
     records = data.records
     if not records:
         raise SelectionError("no training records to select from (check data.datasets)")
@@ -175,12 +201,7 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
     write_manifest(path, header, manifest_rows(selection, [r.id for r in records]))
     timings["manifest"] = time.perf_counter() - start
     if sel.report:
-        from selection.report import write_report
-
-        start = time.perf_counter()
-        write_report(out_dir, selection, header, timings, features=inputs.features, tasks=inputs.tasks,
-                     sources=inputs.sources, sample=int(sel.report_sample), seed=int(sel.seed))
-        timings["report"] = time.perf_counter() - start
+        write_reports(out_dir, cfg, data, selection, header, timings, inputs)
     write_json_atomic(out_dir / "timings.json", timings, sort_keys=True)
     log.info("selection: kept %d of %d records -> %s", len(selection), len(records), path)
     return path

@@ -121,6 +121,19 @@ def plot_projection(selection: Selection, features, n: int, sample: int, seed: i
     return _save(fig, out / "projection.png")
 
 
+def write_plots(out_dir: Path, selection: Selection, n: int, *, features=None, tasks: Sequence[str] | None = None,
+                sources: Sequence[str] | None = None, sample: int = 5000, seed: int = 0) -> dict[str, str | None]:
+    """Write the PNGs into ``out_dir``; returns title -> PNG name (None for a plot without its input)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "Cluster sizes": plot_cluster_sizes(selection, out),
+        "Kept share": plot_kept_share(selection, tasks, sources, out),
+        "Scores, kept vs dropped": plot_scores(selection, n, out),
+        "Feature projection": plot_projection(selection, features, n, sample, seed, out),
+    }
+
+
 def write_report(
     out_dir: Path,
     selection: Selection,
@@ -132,22 +145,20 @@ def write_report(
     sources: Sequence[str] | None = None,
     sample: int = 5000,
     seed: int = 0,
+    plots: dict[str, str | None] | None = None,
 ) -> Path:
-    """Write the PNGs and ``report.md`` into ``out_dir``; returns the report path."""
+    """Write ``report.md`` (and the PNGs, unless ``plots`` from :func:`write_plots` is given); returns its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n = header["n_total"]
-    plots = {
-        "Cluster sizes": plot_cluster_sizes(selection, out),
-        "Kept share": plot_kept_share(selection, tasks, sources, out),
-        "Scores, kept vs dropped": plot_scores(selection, n, out),
-        "Feature projection": plot_projection(selection, features, n, sample, seed, out),
-    }
+    if plots is None:
+        plots = write_plots(out, selection, n, features=features, tasks=tasks, sources=sources, sample=sample, seed=seed)
     lines = [
         f"# Selection report: {header['method']}",
         "",
         f"- kept **{header['n_kept']}** of {n} records (budget `{header['budget']}`, seed {header['seed']})",
         f"- config hash `{header['config_hash']}`",
+        "- look at the kept and dropped records, cluster by cluster: [report.html](report.html)",
         f"- options `{header['options']}`; {', '.join(f'{k}={v}' for k, v in sorted(header['info'].items())) or 'no extra info'}",
         "",
         "| stage | seconds |",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,76 @@ def free_port():
     """``free_port()`` -> a loopback port nothing listens on now, for each torchrun launch (``--master_port``):
     a fixed port can meet an earlier launch's socket still in TIME_WAIT."""
     return _unused_port
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000")
+
+
+class Browser:
+    """A selenium driver (``.driver``) of headless Chromium, and :meth:`open` for local HTML files."""
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    def open(self, path, fragment: str = "") -> list[dict]:
+        """Open a local HTML file (at ``#fragment``), wait until its script says it is ready and every image
+        has settled; returns the console errors it logged."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver.get("about:blank")  # a fresh load even when only the #fragment differs
+        self.driver.get_log("browser")  # drop what earlier pages logged
+        self.driver.get(Path(path).resolve().as_uri() + (f"#{fragment}" if fragment else ""))
+        wait = WebDriverWait(self.driver, 60)
+        wait.until(lambda d: d.execute_script("return document.body && document.body.dataset.ready === '1'"))
+        wait.until(lambda d: d.execute_script("return Array.from(document.images).every(img => img.complete)"))
+        return [entry for entry in self.driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+
+    def screenshot(self, path, max_height: int = 6000) -> Path:
+        """A PNG of the whole page (up to ``max_height`` pixels tall), for a person to look at."""
+        height = min(max_height, int(self.run("return document.documentElement.scrollHeight")))
+        width = self.driver.get_window_size()["width"]
+        self.driver.set_window_size(width, height)
+        self.run("window.scrollTo(0, 0)")
+        try:
+            self.driver.save_screenshot(str(path))
+        finally:
+            self.driver.set_window_size(width, 1000)
+        return Path(path)
+
+    def run(self, script: str, *args):
+        return self.driver.execute_script(script, *args)
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory):
+    """A :class:`Browser` on the system's headless Chromium, browser console logs kept.
+
+    Fails (never skips) when Chromium, its driver or selenium is missing: the HTML pages are only tested
+    in a real browser. Install with ``apt-get install -y chromium chromium-driver`` (``.ci/run`` does).
+    Nothing is downloaded: the browser and driver paths are given, and Selenium Manager is told to stay offline.
+    """
+    import shutil
+
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
+    if missing:
+        pytest.fail(f"headless browser test needs {' and '.join(missing)}: apt-get install -y chromium chromium-driver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as err:
+        pytest.fail(f"headless browser test needs selenium ({err}): pip install -e '.[dev]'")
+    os.environ.setdefault("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield Browser(driver)
+    finally:
+        driver.quit()
+

@@ -46,12 +46,20 @@ class TrainingData:
         image_roots: source name -> folder its image paths are relative to.
         skipped: reason -> number of records dropped (``data.skip_bad``).
         counts: source name -> records kept (after sampling and mixing).
+        origins: record id -> (annotation file, location in it: ``"12"`` or ``"12 (index 3)"``), for
+            reports that point a person at the line a record came from.
     """
 
     records: list[Record]
     image_roots: dict[str, Path]
     skipped: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    origins: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def origin(self, record: Record) -> str | None:
+        """``"<annotation file>:<line>"`` of ``record``, or None when unknown."""
+        where = self.origins.get(record.id)
+        return f"{where[0]}:{where[1]}" if where else None
 
     def image_path(self, record: Record, i: int = 0) -> Path:
         """Path of the i-th image of ``record``; refuses paths that escape the image root."""
@@ -154,6 +162,7 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
     cache = cache_dir or data_cfg.cache_dir or None
     skipped: Counter = Counter()
     roots: dict[str, Path] = {}
+    where: dict[int, tuple[str, str]] = {}  # id(record) -> origin; ids are made unique only at the end
     by_kind: dict[str, list[Record]] = {"domain": [], "general": []}
     for k, spec in enumerate(data_cfg.datasets):
         for source, annotation, fmt, root, repeat in _sources(spec, k):
@@ -171,9 +180,16 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
             records = sample_records(records, float(spec.sample), _seed(seed, source))
             roots[source] = root
             by_kind[spec.kind].extend(fill_tasks(records))
+            # Keyed by the identity of the conversations list: the copies sampling makes (dataclasses.replace)
+            # share it with their original. Only records kept alive in by_kind are entered, so no identity
+            # is reused by a later object.
+            locations = {id(r.conversations): loc for r, loc in zip(indexed.records, indexed.locations, strict=True)}
+            annotation_name = str(annotation)  # one string shared by all its records
+            where.update((id(r), (annotation_name, locations[id(r.conversations)])) for r in records)
     if cfg.mix.general_ratio is not None:
         records = mix_general(by_kind["domain"], by_kind["general"], float(cfg.mix.general_ratio), _seed(seed, "mix"))
     else:
         records = by_kind["domain"] + by_kind["general"]
     make_ids_unique(records)
-    return TrainingData(records, roots, dict(skipped), dict(Counter(r.source for r in records)))
+    origins = {r.id: where[id(r)] for r in records if id(r) in where}
+    return TrainingData(records, roots, dict(skipped), dict(Counter(r.source for r in records)), origins)

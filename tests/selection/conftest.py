@@ -44,3 +44,23 @@ def clustered():
 def records():
     """``records(n) -> list[Record]`` with three tasks and two sources."""
     return make_records
+
+
+@pytest.fixture(scope="session")
+def explorer_run(tmp_path_factory):
+    """A real small selection run: the pool above loaded by the data loader, ``self_sup`` on MiniLM text
+    features in 4 clusters, half kept; returns ``(run_dir, data)`` (report.html under run_dir/selection)."""
+    from explorer_pool import write_small_pool
+
+    from finetune.data.loader import load_training_data
+    from geotune.config import load_recipe
+    from selection.pipeline import run_selection
+
+    root = tmp_path_factory.mktemp("explorer")
+    pool = write_small_pool(root / "pool")
+    cfg = load_recipe(None, [f"run_dir={root / 'run'}", f"data.datasets=[{{name: small, path: '{pool}'}}]",
+                             "selection.method=self_sup", "selection.keep=0.5", "selection.clusters=4",
+                             "selection.features.backend=text", f"selection.features.cache_dir={root / 'features'}"])
+    data = load_training_data(cfg)
+    run_selection(cfg, data)
+    return root / "run", data

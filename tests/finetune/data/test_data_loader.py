@@ -135,3 +135,23 @@ def test_recipe_errors_name_the_key(tmp_path):
         load_training_data(_cfg(tmp_path, [{"name": "x", "path": path, "kind": "other"}]))
     with pytest.raises(ValueError, match="data.datasets is empty"):
         load_training_data(load_recipe(None, []))
+
+
+def test_origins_give_each_record_its_file_and_line(tmp_path):
+    """Reports point at the annotation line a record came from, also for renamed ids and sampled copies."""
+    dom = tmp_path / "dom.jsonl"
+    dom.write_text("".join(json.dumps({"id": f"{i}", "image": "a.png", "conversations": _turns("<image>\\nDescribe.", f"d {i}")}) + "\n"
+                           for i in range(3)))
+    gen = _write_pool(tmp_path / "g", "gen", 2)  # a JSON list, indent 2: each element starts on a "{" line
+    lines = gen.read_text().splitlines()
+    starts = [n for n, line in enumerate(lines, 1) if line == "  {"]
+    assert len(starts) == 2 and '"id": "1"' in lines[starts[1]]
+    datasets = [{"name": "dom", "path": dom, "sample": 2}, {"name": "gen", "path": gen}]
+    data = load_training_data(_cfg(tmp_path, datasets))
+    origins = {r.id: data.origin(r) for r in data.records}
+    assert origins == {
+        "0": f"{dom}:1", "1": f"{dom}:2", "2": f"{dom}:3", "0#1": f"{dom}:1", "1#1": f"{dom}:2", "2#1": f"{dom}:3",
+        "gen/0": f"{gen}:{starts[0]} (index 0)", "gen/1": f"{gen}:{starts[1]} (index 1)",
+    }
+    cached = load_training_data(_cfg(tmp_path, datasets))  # the second load reads the Arrow cache
+    assert {r.id: cached.origin(r) for r in cached.records} == origins
