@@ -49,7 +49,10 @@ class DatasetSpec:
 class DataConfig:
     datasets: list[DatasetSpec] = _help("Training datasets.", factory=list)
     skip_bad: bool = _help("Drop invalid records (counted by reason in the report) instead of failing.", False)
-    check_images: bool = _help("Also open every image at load time (missing/unreadable ones are bad records).", False)
+    check_images: bool = _help("Also decode every image at load time (missing/unreadable ones are bad records).", False)
+    bands: Optional[list[int]] = _help(
+        "Image bands shown as R, G, B, 1-based (e.g. [3, 2, 1]; one band: grey). None: the first three, or the only one "
+        "as grey. Deeper than 8-bit bands are stretched 2nd-98th percentile (finetune/data/images.py).", None)
     cache_dir: str = _help("Arrow cache of parsed annotation files.", ".cache/geotune/data")
 
 

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from finetune.data import formats, jsonio
+from finetune.data.images import ImageError, check_bands, check_image, confined_path, read_image
 from finetune.data.index import IndexedFile, load_indexed
 from finetune.data.internvl_meta import meta_entry_paths, read_internvl_meta_entries
 from finetune.data.mix import mix_general, sample_records
 from finetune.data.records import Record
 from finetune.data.tasks import fill_tasks
-from finetune.data.validate import BadRecordError, Problem, check_record_images, escapes_root
+from finetune.data.validate import BadRecordError, Problem, check_record_images
 
 SKIP_HINT = "fix the record, or set data.skip_bad=true to drop bad records (they are counted by reason)"
 
@@ -46,26 +47,37 @@ class TrainingData:
         image_roots: source name -> folder its image paths are relative to.
         skipped: reason -> number of records dropped (``data.skip_bad``).
         counts: source name -> records kept (after sampling and mixing).
+        bands: ``data.bands``, the 1-based image bands shown as RGB (None: the first three, or grey).
     """
 
     records: list[Record]
     image_roots: dict[str, Path]
     skipped: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    bands: list[int] | None = None
 
     def image_path(self, record: Record, i: int = 0) -> Path:
-        """Path of the i-th image of ``record``; refuses paths that escape the image root."""
-        image = record.images[i]
-        if escapes_root(image):
-            raise ValueError(f"record '{record.id}' ({record.source}): image path '{image}' escapes the image root; refused")
-        return self.image_roots[record.source] / image
+        """Path of the i-th image of ``record``, confined to its image root (symlinks resolved).
+
+        Raises:
+            ImageError: reason ``path_escape``.
+        """
+        return confined_path(self.image_roots[record.source], record.images[i])
+
+    def image_size(self, record: Record, i: int = 0) -> tuple[int, int]:
+        """(width, height) of the i-th image, after the cheap checks of ``images.check_image``."""
+        return check_image(self.image_path(record, i), self.bands)
 
     def load_image(self, record: Record, i: int = 0):
-        """The i-th image of ``record`` as an RGB ``PIL.Image``."""
-        from PIL import Image
+        """The i-th image of ``record`` as an 8-bit RGB ``PIL.Image`` (``images.read_image``, ``data.bands``).
 
-        with Image.open(self.image_path(record, i)) as image:
-            return image.convert("RGB")
+        Raises:
+            BadRecordError: the image cannot be used, naming the record's file:line and the image.
+        """
+        try:
+            return read_image(self.image_path(record, i), self.bands)
+        except ImageError as err:
+            raise BadRecordError(f"{record.where}: {err}") from err
 
 
 def _seed(seed: int, source: str) -> int:
@@ -88,11 +100,12 @@ def keep_valid(indexed: IndexedFile, skip_bad: bool, skipped: Counter) -> list[R
     return [r for i, r in enumerate(indexed.records) if i not in bad]
 
 
-def _drop_bad_images(indexed: IndexedFile, records: list[Record], root: Path, skip_bad: bool, skipped: Counter) -> list[Record]:
+def _drop_bad_images(indexed: IndexedFile, records: list[Record], root: Path, skip_bad: bool, skipped: Counter,
+                     bands=None) -> list[Record]:
     locations = {id(r): loc for r, loc in zip(indexed.records, indexed.locations, strict=True)}
     kept = []
     for record in records:
-        found = check_record_images(record, root)
+        found = check_record_images(record, root, bands)
         if not found:
             kept.append(record)
         elif skip_bad:
@@ -152,6 +165,7 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
     if not data_cfg.datasets:
         raise ValueError("data.datasets is empty: list at least one annotation file in the recipe")
     cache = cache_dir or data_cfg.cache_dir or None
+    bands = check_bands(data_cfg.get("bands"))
     skipped: Counter = Counter()
     roots: dict[str, Path] = {}
     by_kind: dict[str, list[Record]] = {"domain": [], "general": []}
@@ -165,7 +179,7 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
                 raise BadRecordError(f"{err}; a JSON list cannot be read past a syntax error, so data.skip_bad cannot help: fix the file") from None
             records = keep_valid(indexed, data_cfg.skip_bad, skipped)
             if data_cfg.get("check_images", False):
-                records = _drop_bad_images(indexed, records, root, data_cfg.skip_bad, skipped)
+                records = _drop_bad_images(indexed, records, root, data_cfg.skip_bad, skipped, bands)
             if repeat != 1:
                 records = sample_records(records, repeat, _seed(seed, source + "#repeat_time"))
             records = sample_records(records, float(spec.sample), _seed(seed, source))
@@ -176,4 +190,4 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
     else:
         records = by_kind["domain"] + by_kind["general"]
     make_ids_unique(records)
-    return TrainingData(records, roots, dict(skipped), dict(Counter(r.source for r in records)))
+    return TrainingData(records, roots, dict(skipped), dict(Counter(r.source for r in records)), bands)
