@@ -105,3 +105,35 @@ class TrainConfig:
     report_to: list[str] = _help("Trackers: tensorboard, wandb (offline unless configured).", factory=lambda: ["tensorboard"])
     resume: bool = _help("Resume from the last checkpoint in run_dir when there is one.", True)
     trainer_args: dict[str, Any] = _help("Extra transformers.TrainingArguments fields, checked by name.", factory=dict)
+
+
+TRAIN_MODES = ("lora", "full")
+
+
+def check_values(cfg: Any) -> list[str]:
+    """Problems with the values of ``model``, ``data`` and ``train`` that no amount of work can fix,
+    each naming its key; run by ``geotune.config.load_recipe`` so they fail before any data is read."""
+    from finetune.data.images import check_bands
+    from finetune.models.adapters import ADAPTERS
+
+    problems = []
+    if cfg.model.adapter not in ADAPTERS:
+        problems.append(f"model.adapter: unknown adapter '{cfg.model.adapter}'; choose from: {', '.join(sorted(ADAPTERS))}")
+    t = cfg.train
+    if t.mode not in TRAIN_MODES:
+        hint = " (4-bit QLoRA is not supported: use lora, with bf16 on a GPU)" if t.mode == "qlora" else ""
+        problems.append(f"train.mode: '{t.mode}' is not one of {', '.join(TRAIN_MODES)}{hint}")
+    if t.too_long not in ("truncate", "drop"):
+        problems.append(f"train.too_long: '{t.too_long}' is not one of truncate, drop")
+    for key in ("per_device_batch_size", "grad_accum", "max_length", "save_steps", "logging_steps"):
+        if int(t[key]) < 1:
+            problems.append(f"train.{key}: must be >= 1, got {t[key]}")
+    if not float(t.learning_rate) > 0:
+        problems.append(f"train.learning_rate: must be > 0, got {t.learning_rate}")
+    if int(t.max_steps) <= 0 and not float(t.epochs) > 0:
+        problems.append(f"train.epochs: must be > 0 when train.max_steps is not set, got {t.epochs}")
+    try:
+        check_bands(cfg.data.bands)
+    except ValueError as err:
+        problems.append(str(err))
+    return problems
