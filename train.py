@@ -11,18 +11,20 @@ import sys
 
 from finetune.data.validate import BadRecordError
 from finetune.experiment import run_experiment
+from finetune.run_dir import RunDirError
 from geotune.config import RecipeError, load_recipe, parse_overrides
 from selection.budget import SelectionError
 
 
 def main(argv: list[str]) -> int:
-    """Run the recipe; a mistake the user can fix (recipe key, bad record, selection budget) is one line
+    """Run the recipe; a mistake the user can fix (recipe key, bad record, selection budget, busy or
+    changed run_dir) is one line
     on stderr and exit code 2, as with ``geotune``, not a traceback."""
     try:
         recipe, overrides = parse_overrides(argv)
         cfg = load_recipe(recipe, overrides)
         run_experiment(cfg)
-    except (RecipeError, BadRecordError, SelectionError) as err:
+    except (RecipeError, BadRecordError, SelectionError, RunDirError) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 2
     return 0

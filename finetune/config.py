@@ -103,7 +103,8 @@ class TrainConfig:
     save_total_limit: int = _help("Checkpoints kept.", 2)
     logging_steps: int = _help("Log every N steps.", 10)
     report_to: list[str] = _help("Trackers: tensorboard, wandb (offline unless configured).", factory=lambda: ["tensorboard"])
-    resume: bool = _help("Resume from the last checkpoint in run_dir when there is one.", True)
+    resume: Any = _help("true: resume from the last checkpoint in run_dir when there is one, refusing one made by a "
+                        "changed recipe (finetune/run_dir.py) | false: start again | force: resume even so.", True)
     trainer_args: dict[str, Any] = _help("Extra transformers.TrainingArguments fields, checked by name.", factory=dict)
 
 
@@ -132,6 +133,8 @@ def check_values(cfg: Any) -> list[str]:
         problems.append(f"train.learning_rate: must be > 0, got {t.learning_rate}")
     if int(t.max_steps) <= 0 and not float(t.epochs) > 0:
         problems.append(f"train.epochs: must be > 0 when train.max_steps is not set, got {t.epochs}")
+    if t.resume not in (True, False, "force"):
+        problems.append(f"train.resume: {t.resume!r} is not one of true, false, force")
     try:
         check_bands(cfg.data.bands)
     except ValueError as err:

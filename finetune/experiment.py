@@ -199,7 +199,17 @@ def build_trainer(cfg, data=None):
 
 
 def run_experiment(cfg, data=None) -> dict:
-    """Run one recipe end to end; returns the training summary (plus ``eval`` results when asked)."""
+    """Run one recipe end to end; returns the training summary (plus ``eval`` results when asked).
+
+    The run directory is held for the whole run (one writer), and a resume of a changed recipe refused
+    (``finetune.run_dir.claim_run_dir``)."""
+    from finetune.run_dir import claim_run_dir
+
+    with claim_run_dir(cfg):
+        return _run_experiment(cfg, data)
+
+
+def _run_experiment(cfg, data=None) -> dict:
     from transformers.trainer_utils import get_last_checkpoint
 
     run_dir = Path(cfg.run_dir)

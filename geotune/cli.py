@@ -66,11 +66,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = argparse.ArgumentParser(prog=f"geotune {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
+    from finetune.run_dir import RunDirError
     from geotune.config import RecipeError
 
     try:
         return int(module.run(args) or 0)
-    except RecipeError as err:
+    except (RecipeError, RunDirError) as err:
         print(f"geotune {name}: {err}", file=sys.stderr)
         return 2
 
