@@ -110,11 +110,6 @@ def _regular_size(path: Path) -> int:
     return info.st_size
 
 
-def _is_tiff(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) in _TIFF_MAGIC
-
-
 def _too_large(path: Path, width: int, height: int) -> None:
     limit = Image.MAX_IMAGE_PIXELS
     if limit and width * height > 2 * limit:
@@ -197,18 +192,18 @@ def _tiff_needs_tifffile(tif) -> bool:
     return page.dtype != np.uint8 or getattr(page, "samplesperpixel", 1) > 4 or len(tif.series[0].shape) > 3
 
 
-def _open_tiff(path: Path):
+def _open_tiff(source, path: Path):
     import tifffile
 
     try:
-        return tifffile.TiffFile(path)
+        return tifffile.TiffFile(source)
     except Exception as err:  # tifffile raises TiffFileError, ValueError, struct.error...
         raise ImageError(path, "unreadable_image", f"not a readable TIFF: {type(err).__name__}: {err}") from None
 
 
-def _open_pil(path: Path) -> Image.Image:
+def _open_pil(source, path: Path) -> Image.Image:
     try:
-        image = Image.open(path)
+        image = Image.open(source)
     except Image.DecompressionBombError as err:
         raise ImageError(path, "image_too_large", f"{err}: cut it into tiles") from None
     except (OSError, ValueError, SyntaxError) as err:
@@ -217,38 +212,45 @@ def _open_pil(path: Path) -> Image.Image:
     return image
 
 
-def _ends_cleanly(path: Path, fmt: str | None) -> bool:
-    """True for a JPEG ending in EOI or a PNG ending in IEND (other formats: True)."""
+def _ends_cleanly(tail: bytes, fmt: str | None) -> bool:
+    """True for a JPEG ending in EOI or a PNG ending in IEND (other formats: True), from the file's last bytes."""
     if fmt not in ("JPEG", "PNG"):
         return True
-    with open(path, "rb") as f:
-        f.seek(max(0, os.fstat(f.fileno()).st_size - 64))
-        tail = f.read().rstrip(b"\x00\r\n ")
+    tail = tail.rstrip(b"\x00\r\n ")
     return tail.endswith(b"\xff\xd9") if fmt == "JPEG" else b"IEND" in tail[-12:]
 
 
 def check_image(path: str | os.PathLike, bands: Sequence[int] | None = None) -> tuple[int, int]:
     """(width, height) of a usable image, reading little (see the module docstring for what is checked).
 
+    One open: the magic number, the last 64 bytes and the header are read from the same handle (the
+    length pass does this for every image before step 1).
+
     Raises:
         ImageError: the file cannot be used; ``reason`` says why.
     """
     path = Path(path)
     size = _regular_size(path)
-    if _is_tiff(path):
-        with _open_tiff(path) as tif:
-            height, width, count, _ = _tiff_layout(tif, path)
-            _too_large(path, width, height)
-            _select(bands, count, path)
-            if _tiff_truncated(tif, size):
-                raise ImageError(path, "unreadable_image", "truncated: its image data runs past the end of the file")
-            if _tiff_needs_tifffile(tif):
-                return width, height
-    with _open_pil(path) as image:
-        _select(bands, _band_count(image), path)
-        if not _ends_cleanly(path, image.format):
-            _decode(image, path)
-        return image.size
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(max(0, size - 64))
+        tail = f.read()
+        f.seek(0)
+        if head in _TIFF_MAGIC:
+            with _open_tiff(f, path) as tif:
+                height, width, count, _ = _tiff_layout(tif, path)
+                _too_large(path, width, height)
+                _select(bands, count, path)
+                if _tiff_truncated(tif, size):
+                    raise ImageError(path, "unreadable_image", "truncated: its image data runs past the end of the file")
+                if _tiff_needs_tifffile(tif):
+                    return width, height
+            f.seek(0)
+        with _open_pil(f, path) as image:
+            _select(bands, _band_count(image), path)
+            if not _ends_cleanly(tail, image.format):
+                _decode(image, path)
+            return image.size
 
 
 def _band_count(image: Image.Image) -> int:
@@ -285,16 +287,19 @@ def read_image(path: str | os.PathLike, bands: Sequence[int] | None = None) -> I
     """
     path = Path(path)
     _regular_size(path)
-    if _is_tiff(path):
-        with _open_tiff(path) as tif:
-            height, width, _, _ = _tiff_layout(tif, path)
-            _too_large(path, width, height)
-            if _tiff_needs_tifffile(tif):
-                try:
-                    array = _tiff_array(tif, path)
-                except Exception as err:  # truncated or corrupt strips
-                    raise ImageError(path, "unreadable_image", f"cannot be decoded ({type(err).__name__}: {err})") from None
-                return _to_rgb(array, bands, path)
-    with _open_pil(path) as image:
-        _decode(image, path)
-        return _pil_to_rgb(image, bands, path)
+    with open(path, "rb") as f:
+        if f.read(4) in _TIFF_MAGIC:
+            f.seek(0)
+            with _open_tiff(f, path) as tif:
+                height, width, _, _ = _tiff_layout(tif, path)
+                _too_large(path, width, height)
+                if _tiff_needs_tifffile(tif):
+                    try:
+                        array = _tiff_array(tif, path)
+                    except Exception as err:  # truncated or corrupt strips
+                        raise ImageError(path, "unreadable_image", f"cannot be decoded ({type(err).__name__}: {err})") from None
+                    return _to_rgb(array, bands, path)
+        f.seek(0)
+        with _open_pil(f, path) as image:
+            _decode(image, path)
+            return _pil_to_rgb(image, bands, path)
