@@ -126,11 +126,17 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def recipe_changes(saved: dict, current: dict) -> list[str]:
-    """``key: old -> new`` for every key that differs and is not in ``MAY_CHANGE``."""
+    """``key: old -> new`` for every key that differs and is not in ``MAY_CHANGE``.
+
+    A key the saved recipe does not have at all is a field added to the schema since (an upgrade), not
+    a change the user made: it is not compared.
+    """
     old, new = _flat(saved), _flat(current)
     changes = []
     for key in sorted(old.keys() | new.keys()):
         if any(key == p or (p.endswith(".") and key.startswith(p)) for p in MAY_CHANGE):
+            continue
+        if key not in old:  # (a dataset added to data.datasets shows as data.datasets.len)
             continue
         if old.get(key, "<absent>") != new.get(key, "<absent>"):
             changes.append(f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}")
