@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import sys
 
+from finetune.data.validate import BadRecordError
+from finetune.run_dir import RunDirError
 from geotune.config import RecipeError, load_recipe, parse_overrides
 from geotune.experiment import run_experiment
+from selection.budget import SelectionError
 
 
 def main(argv: list[str]) -> int:
+    """Run the recipe; a mistake the user can fix (recipe key, bad record, selection budget, busy or
+    changed run_dir) is one line on stderr and exit code 2, as with ``geotune``, not a traceback."""
     try:
         recipe, overrides = parse_overrides(argv)
         cfg = load_recipe(recipe, overrides)
-    except RecipeError as err:  # a bad key or value: one line naming it, as `geotune train` prints
+        run_experiment(cfg)
+    except (RecipeError, BadRecordError, SelectionError, RunDirError) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 2
-    run_experiment(cfg)
     return 0
 
 

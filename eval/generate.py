@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from eval.readers import BenchItem
+from finetune.data.images import ImageError, read_image
 from finetune.models.adapters import generate_new_tokens
 
 CLASSIFICATION_PROMPT = (
@@ -47,12 +48,12 @@ def prompt_lengths(processor, prompts: Sequence[str]) -> list[int]:
 
 
 def load_image(path: str) -> Image.Image:
-    """The image as RGB; an unreadable file fails naming it."""
+    """The image as 8-bit RGB through training's reader (16-bit, float and multi-band stretched the same
+    way, ``finetune.data.images``); an unusable file fails naming it."""
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except OSError as err:
-        raise OSError(f"{path}: cannot read the image ({err}); fix or remove the file, or point the eval root elsewhere") from err
+        return read_image(path)
+    except ImageError as err:
+        raise OSError(f"{err}; fix or remove the file, or point the eval root elsewhere") from err
 
 
 def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
+from finetune.data.images import ImageError
+from finetune.data.loader import SKIP_HINT
+from finetune.data.validate import BadRecordError
 from finetune.models.adapters.supervision import IGNORE_INDEX, SkipSample
 
 
@@ -20,7 +22,9 @@ class SupervisedDataset(torch.utils.data.Dataset):
     The constructor runs a *length pass*: each record is laid out with its images' sizes only (the
     image header, no decoding, no tiling), which gives its exact token count, so the length-grouped
     sampler has lengths before step 1 and over-long or malformed records are dropped and counted
-    before training starts. Pixels are computed in ``__getitem__`` (in DataLoader workers).
+    before training starts. Images get the cheap checks of ``finetune.data.images.check_image``
+    (missing, FIFO, empty, too large, truncated): a bad one stops the run naming its file:line, or
+    with ``skip_bad`` (``data.skip_bad``) is dropped and counted under its reason. Pixels are computed in ``__getitem__`` (in DataLoader workers).
 
     Attributes:
         records: the records kept, in order.
@@ -30,7 +34,7 @@ class SupervisedDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, records, data, processor, adapter, model_cfg, max_length: int, too_long: str = "truncate",
-                 progress: bool = True):
+                 progress: bool = True, skip_bad: bool = False):
         if too_long not in ("truncate", "drop"):
             raise ValueError(f"train.too_long: '{too_long}' is not one of truncate, drop")
         self.data, self.processor, self.adapter, self.model_cfg = data, processor, adapter, model_cfg
@@ -38,7 +42,7 @@ class SupervisedDataset(torch.utils.data.Dataset):
         self.records, self.lengths, self.skipped, self.truncated = [], [], Counter(), 0
         for record in tqdm(records, desc="length pass", disable=not progress, mininterval=2):
             try:
-                sizes = [self._image_size(record, i) for i in range(len(record.images))]
+                sizes = [self._image_size(record, i, skip_bad) for i in range(len(record.images))]
                 encoded = self._encode(record, sizes)
             except SkipSample as skip:
                 self.skipped[skip.reason] += 1
@@ -47,12 +51,15 @@ class SupervisedDataset(torch.utils.data.Dataset):
             self.lengths.append(len(encoded["input_ids"]))
             self.truncated += bool(encoded["truncated"])
 
-    def _image_size(self, record, i: int) -> tuple[int, int]:
+    def _image_size(self, record, i: int, skip_bad: bool) -> tuple[int, int]:
+        """The image's size after the cheap checks (``images.check_image``): a bad image stops the run here,
+        before step 1, naming the record's file:line, or with ``data.skip_bad`` is skipped and counted."""
         try:
-            with Image.open(self.data.image_path(record, i)) as image:
-                return image.size
-        except (OSError, ValueError) as err:
-            raise SkipSample("image_unreadable", f"record {record.id}: {err}") from err
+            return self.data.image_size(record, i)
+        except ImageError as err:
+            if skip_bad:
+                raise SkipSample(err.reason, f"{record.where}: {err}") from err
+            raise BadRecordError(f"{record.where}: {err}\n  -> {SKIP_HINT}") from err
 
     def _encode(self, record, images) -> dict:
         return self.adapter.encode_for_training(

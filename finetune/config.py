@@ -57,7 +57,10 @@ class DatasetSpec:
 class DataConfig:
     datasets: list[DatasetSpec] = _help("Training datasets.", factory=list)
     skip_bad: bool = _help("Drop invalid records (counted by reason in the report) instead of failing.", False)
-    check_images: bool = _help("Also open every image at load time (missing/unreadable ones are bad records).", False)
+    check_images: bool = _help("Also decode every image at load time (missing/unreadable ones are bad records).", False)
+    bands: Optional[list[int]] = _help(
+        "Image bands shown as R, G, B, 1-based (e.g. [3, 2, 1]; one band: grey). None: the first three, or the only one "
+        "as grey. Deeper than 8-bit bands are stretched 2nd-98th percentile (finetune/data/images.py).", None)
     cache_dir: str = _help("Arrow cache of parsed annotation files.", ".cache/geotune/data")
 
 
@@ -107,5 +110,40 @@ class TrainConfig:
     save_total_limit: int = _help("Checkpoints kept.", 2)
     logging_steps: int = _help("Log every N steps.", 10)
     report_to: list[str] = _help("Trackers: tensorboard, wandb (offline unless configured).", factory=lambda: ["tensorboard"])
-    resume: bool = _help("Resume from the last checkpoint in run_dir when there is one.", True)
+    resume: Any = _help("true: resume from the last checkpoint in run_dir when there is one, refusing one made by a "
+                        "changed recipe (finetune/run_dir.py) | false: start again | force: resume even so.", True)
     trainer_args: dict[str, Any] = _help("Extra transformers.TrainingArguments fields, checked by name.", factory=dict)
+
+
+TRAIN_MODES = ("lora", "full")
+
+
+def check_values(cfg: Any) -> list[str]:
+    """Problems with the values of ``model``, ``data`` and ``train`` that no amount of work can fix,
+    each naming its key; run by ``geotune.config.load_recipe`` so they fail before any data is read."""
+    from finetune.data.images import check_bands
+    from finetune.models.adapters import ADAPTERS
+
+    problems = []
+    if cfg.model.adapter not in ADAPTERS:
+        problems.append(f"model.adapter: unknown adapter '{cfg.model.adapter}'; choose from: {', '.join(sorted(ADAPTERS))}")
+    t = cfg.train
+    if t.mode not in TRAIN_MODES:
+        hint = " (4-bit QLoRA is not supported: use lora, with bf16 on a GPU)" if t.mode == "qlora" else ""
+        problems.append(f"train.mode: '{t.mode}' is not one of {', '.join(TRAIN_MODES)}{hint}")
+    if t.too_long not in ("truncate", "drop"):
+        problems.append(f"train.too_long: '{t.too_long}' is not one of truncate, drop")
+    for key in ("per_device_batch_size", "grad_accum", "max_length", "save_steps", "logging_steps"):
+        if int(t[key]) < 1:
+            problems.append(f"train.{key}: must be >= 1, got {t[key]}")
+    if not float(t.learning_rate) > 0:
+        problems.append(f"train.learning_rate: must be > 0, got {t.learning_rate}")
+    if int(t.max_steps) <= 0 and not float(t.epochs) > 0:
+        problems.append(f"train.epochs: must be > 0 when train.max_steps is not set, got {t.epochs}")
+    if t.resume not in (True, False, "force"):
+        problems.append(f"train.resume: {t.resume!r} is not one of true, false, force")
+    try:
+        check_bands(cfg.data.bands)
+    except ValueError as err:
+        problems.append(str(err))
+    return problems

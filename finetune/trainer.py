@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from finetune.loss import next_token_labelled, supervised_logits_loss, takes_boolean_logits_to_keep
 from finetune.models.adapters.supervision import IGNORE_INDEX
+from finetune.resume import has_full_weights, load_full_weights, load_token_counts, save_token_counts
 from finetune.sampler import LengthGroupedSampler
 
 
@@ -21,6 +25,11 @@ class GeoTrainer(Trainer):
       ``supervised_logits``, asks the model for logits at labelled positions only and scores them with
       ``finetune.loss.supervised_logits_loss`` (HF's ``compute_loss_func`` hook: same loss, same
       gradient-accumulation and multi-device scaling as the model's own).
+    - ``_load_from_checkpoint``: full weights loaded under their runtime names (``finetune.resume``);
+      HF's raw ``load_state_dict`` matched no key of a transformers-5 checkpoint and resumed from the
+      initial weights.
+    - ``train`` / ``_save_checkpoint``: token counts saved with every checkpoint and restored on resume,
+      so the summary counts the whole run.
     """
 
     def __init__(self, *args, adapter=None, length_grouped: bool = True, supervised_logits: bool = True, **kwargs):
@@ -28,6 +37,7 @@ class GeoTrainer(Trainer):
         self.adapter = adapter
         self.length_grouped = length_grouped
         self.token_counts = {"tokens": 0, "slots": 0, "samples": 0, "labelled": 0}
+        self.resumed_counts = dict.fromkeys(self.token_counts, 0)  # what the checkpoint resumed from had counted
         self._params_for_flops = None
         own_forward = getattr(adapter, "forward_for_training", None) is not None
         if own_forward:
@@ -38,6 +48,26 @@ class GeoTrainer(Trainer):
                                   and self.label_smoother is None and takes_boolean_logits_to_keep(self.model))
         if self.supervised_logits:
             self.compute_loss_func = supervised_logits_loss
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        if isinstance(resume_from_checkpoint, (str, os.PathLike)) and self.args.process_index == 0:
+            self.resumed_counts = load_token_counts(resume_from_checkpoint, self.token_counts)
+            self.token_counts = dict(self.resumed_counts)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if os.path.isdir(folder):
+            save_token_counts(folder, self.token_counts, self.args.process_index)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = model if model is not None else self.model
+        peft = hasattr(model, "peft_config")
+        if not peft and not self.is_fsdp_enabled and has_full_weights(resume_from_checkpoint):
+            load_full_weights(model, resume_from_checkpoint)
+            return
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
 
     def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
         dataset = train_dataset if train_dataset is not None else self.train_dataset

@@ -87,8 +87,9 @@ def _summed(trainer, values: list[int]) -> list[int]:
 def summarize(trainer, seconds: float, resumed_from: str | None) -> dict:
     """What ``train_summary.json`` holds: time, samples, steps, tokens, padding, loss, what was skipped."""
     data, records, dataset = (trainer.experiment[k] for k in ("data", "records", "dataset"))
-    tokens, slots, samples, labelled = _summed(
-        trainer, [trainer.token_counts[k] for k in ("tokens", "slots", "samples", "labelled")])
+    keys = ("tokens", "slots", "samples", "labelled")
+    tokens, slots, samples, labelled, tokens_before = _summed(
+        trainer, [trainer.token_counts[k] for k in keys] + [trainer.resumed_counts["tokens"]])
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     from finetune.lora import trainable_summary
 
@@ -102,7 +103,7 @@ def summarize(trainer, seconds: float, resumed_from: str | None) -> dict:
         # what `geotune plan --labelled-share` wants: with supervised_logits only these tokens get logits
         "labelled_share": round(labelled / tokens, 4) if tokens else 0.0,
         "supervised_logits": trainer.supervised_logits,
-        "tokens_per_second": round(tokens / seconds, 2) if seconds else 0.0,
+        "tokens_per_second": round((tokens - tokens_before) / seconds, 2) if seconds else 0.0,  # this run's
         "final_loss": losses[-1] if losses else None,
         "losses": losses,
         "records_in_pool": len(data.records),
@@ -141,7 +142,7 @@ def build_trainer(cfg, data, records=None, args=None):
     set_seed(int(cfg.seed))  # LoRA init draws from the global RNG: same seed, same run, same on every rank
     model, processor = adapter.load(cfg.model)
     dataset = SupervisedDataset(records, data, processor, adapter, cfg.model, cfg.train.max_length,
-                                cfg.train.too_long, progress=args.process_index == 0)
+                                cfg.train.too_long, progress=args.process_index == 0, skip_bad=bool(cfg.data.skip_bad))
     if not len(dataset):
         raise ValueError(f"no training samples left (skipped: {dict(dataset.skipped)}); check data.datasets")
     model = prepare_model(adapter, model, cfg.train)

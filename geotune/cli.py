@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from finetune.config import RecipeError
+from finetune.run_dir import RunDirError
 
 # name -> (module, one-line help). Greppable; a bad name fails at once with the list.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -70,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = sub.parse_args(argv[1:])
     try:
         return int(module.run(args) or 0)
-    except RecipeError as err:
+    except (RecipeError, RunDirError) as err:
         print(f"geotune {name}: {err}", file=sys.stderr)
         return 2
 

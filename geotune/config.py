@@ -177,7 +177,28 @@ def load_recipe(name_or_path: Optional[str], overrides: Sequence[str] = ()) -> D
         schema.name = name or "default"
     if not schema.run_dir:
         schema.run_dir = os.path.join("runs", schema.name)
+    check_recipe(schema, str(path) if name_or_path else "recipe")
     return schema
+
+
+def check_recipe(cfg: DictConfig, where: str = "recipe") -> None:
+    """Every value problem of the recipe at once, before any data is read or feature computed.
+
+    Raises:
+        RecipeError: one line per problem, each naming its key.
+    """
+    from eval.runners import RUNNERS
+    from finetune.config import check_values as finetune_problems
+    from selection.config import check_values as selection_problems
+
+    problems = finetune_problems(cfg) + selection_problems(cfg.selection)
+    if os.path.exists(cfg.run_dir) and not os.path.isdir(cfg.run_dir):
+        problems.append(f"run_dir: '{cfg.run_dir}' is a file, not a folder; point run_dir at a folder")
+    unknown = [b for b in cfg.eval.benchmarks if b not in RUNNERS]
+    if unknown:
+        problems.append(f"eval.benchmarks: unknown benchmark(s) {unknown}; choose from {', '.join(RUNNERS)}")
+    if problems:
+        raise RecipeError(f"{where}: " + "; ".join(problems))
 
 
 def save_resolved(cfg: DictConfig, run_dir: Optional[str] = None) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from finetune.data.loader import load_training_data
 from finetune.files import write_json_atomic
+from finetune.run_dir import claim_run_dir
 from finetune.training import SUMMARY, build_trainer, ensure_tiny_model, summarize, training_arguments
 from geotune.config import save_resolved
 from geotune.runtime import configure_process
@@ -72,6 +73,12 @@ def run_experiment(cfg, data=None) -> dict:
     """
     # 1. The process: environment variables and CPU DeepSpeed wiring, before any library starts.
     configure_process(cfg)
+    # One writer per run directory, and no resume of checkpoints a different recipe made.
+    with claim_run_dir(cfg):
+        return _train_and_evaluate(cfg, data)
+
+
+def _train_and_evaluate(cfg, data) -> dict:
     args = training_arguments(cfg)  # starts the process group under torchrun / accelerate launch
     run_dir = Path(cfg.run_dir)
 

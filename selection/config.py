@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -36,3 +37,30 @@ class SelectionConfig:
     report_sample: int = _help("Most feature rows drawn for the report's 2-D projection.", 5000)
     report_per_cluster: int = _help("report.html: most kept (and as many dropped) samples shown per cluster.", 24)
     report_max_samples: int = _help("report.html: most samples (and thumbnails) in all; fewer per cluster when clusters are many.", 6000)
+
+
+BACKENDS = ("target", "reference", "text")
+CLUSTER_METHODS = ("auto", "minibatch", "faiss")
+
+
+def check_values(sel: Any) -> list[str]:
+    """Problems with ``selection`` values, each naming its key; run by ``geotune.config.load_recipe``
+    so that they fail before data is read. (What needs the selector or the data -- its options, COINCIDE's
+    backend, the budget against the number of records -- ``selection.pipeline.run_selection`` checks
+    before any feature is computed.)"""
+    from selection import SELECTORS
+
+    problems = []
+    if sel.method not in SELECTORS:
+        problems.append(f"selection.method: unknown selector '{sel.method}'; known: {', '.join(SELECTORS)}")
+    keep = float(sel.keep)
+    if not math.isfinite(keep) or keep <= 0:
+        problems.append(f"selection.keep: must be a fraction in (0, 1] or a whole count > 1, got {sel.keep}")
+    elif keep > 1 and keep != int(keep):
+        problems.append(f"selection.keep: {sel.keep} is > 1, so a count of records, and must be a whole number "
+                        "(a fraction is at most 1)")
+    if sel.features.backend not in BACKENDS:
+        problems.append(f"selection.features.backend: '{sel.features.backend}' is not one of {', '.join(BACKENDS)}")
+    if sel.cluster_method not in CLUSTER_METHODS:
+        problems.append(f"selection.cluster_method: '{sel.cluster_method}' is not one of {', '.join(CLUSTER_METHODS)}")
+    return problems

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from finetune.files import write_json_atomic
 from selection import get_selector
-from selection.budget import SelectionError, SelectionInputs, check_options
+from selection.budget import SelectionError, SelectionInputs, check_options, resolve_budget
 from selection.explorer import write_explorer
 from selection.manifest import (
     ManifestError,
@@ -186,6 +186,8 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
         log.info("selection: reusing %s (config hash %s)", path, config_hash)
         return path
 
+    if resolve_budget(float(sel.keep), len(records)) == 0:  # before features: an empty selection is no result
+        raise SelectionError(f"selection.keep={sel.keep} keeps 0 of {len(records)} records; raise selection.keep")
     timings: dict[str, float] = {}
     inputs = compute_inputs(cfg, data, selector, timings)
     start = time.perf_counter()

@@ -96,7 +96,7 @@ def iter_parsed(path: str | os.PathLike, fmt: str, source: str) -> Iterator[tupl
     prefix = source or Path(path).stem
     for item in iter_elements(path, fmt):
         if item.error is not None:
-            yield item, None, RecordFormatError("malformed_json", item.error)
+            yield item, None, RecordFormatError(item.reason, item.error)
             continue
         try:
             yield item, to_record(item.obj, f"{prefix}-{item.index if item.index >= 0 else item.line}", source), None

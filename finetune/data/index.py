@@ -26,7 +26,7 @@ from finetune.data.records import Record
 from finetune.data.tasks import infer_task
 from finetune.data.validate import Problem, check_record
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: lone surrogates checked, records carry file:line
 # How many times a file was actually parsed in this process (tests assert the cache is reused).
 PARSE_COUNT = {"parses": 0}
 PROGRESS_BYTES = 32 << 20  # files this big show a progress bar while they are parsed
@@ -83,10 +83,13 @@ def parse_file(path: Path, fmt: str, source: str = "") -> IndexedFile:
             problems.append(Problem(str(path), item.location, str(error), error.reason))
             positions.append(None)
             continue
-        record.task = record.task or infer_task(record)
-        for reason, message in check_record(record):
+        found = check_record(record)
+        for reason, message in found:
             problems.append(Problem(str(path), item.location, message, reason, record.id))
             positions.append(len(records))
+        if not found:  # task rules read turns, which only a clean record is sure to have
+            record.task = record.task or infer_task(record)
+        record.location = f"{path}:{item.location}"
         records.append(record)
         locations.append(item.location)
     return IndexedFile(Path(path), fmt, records, locations, problems, positions)
@@ -111,6 +114,26 @@ def _plain_turns(records: list[Record]) -> bool:
     )
 
 
+def _scrub(value):
+    """Lone surrogates -> visible ``\\udXXX`` escapes (Arrow, like any UTF-8 writer, refuses them)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    return value
+
+
+def _scrubbed(indexed: IndexedFile) -> list[Record]:
+    """The records to cache: those with a ``bad_unicode`` problem scrubbed (they stay marked bad)."""
+    bad = {pos for p, pos in zip(indexed.problems, indexed.problem_positions, strict=True) if p.reason == "bad_unicode"}
+    if not bad:
+        return indexed.records
+    return [Record(_scrub(r.id), _scrub(r.images), _scrub(r.conversations), r.source, r.task, _scrub(r.extra), r.location)
+            if i in bad else r for i, r in enumerate(indexed.records)]
+
+
 def _write_cache(indexed: IndexedFile, entry: Path) -> None:
     """Write ``records.arrow`` (Arrow IPC stream, what ``datasets`` memory-maps) and ``index.json``."""
     import pyarrow as pa
@@ -118,9 +141,9 @@ def _write_cache(indexed: IndexedFile, entry: Path) -> None:
     tmp = entry.with_name(f"{entry.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    structs = _plain_turns(indexed.records)
+    records = _scrubbed(indexed)
+    structs = _plain_turns(records)
     schema = _arrow_schema(structs)
-    records = indexed.records
     dumps = json.dumps
     columns = [
         [r.id for r in records], [r.images for r in records],
@@ -135,7 +158,7 @@ def _write_cache(indexed: IndexedFile, entry: Path) -> None:
         "path": str(indexed.path), "format": indexed.format, "count": len(records), "turns": "struct" if structs else "json",
         "problems": [{**asdict(p), "position": pos} for p, pos in zip(indexed.problems, indexed.problem_positions, strict=True)],
     }
-    (tmp / "index.json").write_text(json.dumps(meta, ensure_ascii=False))
+    (tmp / "index.json").write_text(json.dumps(meta))  # ASCII: a problem may quote a lone surrogate
     try:
         os.replace(tmp, entry)
     except OSError:  # another process finished first: theirs is as good as ours
@@ -158,8 +181,9 @@ def _read_cache(entry: Path, path: Path, source: str) -> IndexedFile:
         conversations = [json.loads(c) for c in conversations]
     loads = json.loads
     records = [
-        Record(i, im, c, source, t, loads(e) if e else {})
-        for i, im, c, t, e in zip(column["id"], column["images"], conversations, column["task"], column["extra"], strict=True)
+        Record(i, im, c, source, t, loads(e) if e else {}, f"{path}:{where}")
+        for i, im, c, t, e, where in zip(column["id"], column["images"], conversations, column["task"], column["extra"],
+                                         column["location"], strict=True)
     ]
     problems, positions = [], []
     for row in meta["problems"]:

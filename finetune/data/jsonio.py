@@ -12,9 +12,11 @@ Canonical styles (what round-trips byte for byte):
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,7 @@ class Item:
     index: int
     obj: Any = None
     error: str | None = None
+    reason: str = "malformed_json"
 
     @property
     def location(self) -> str:
@@ -48,21 +51,48 @@ class JSONFileError(ValueError):
         super().__init__(f"{path}:{self.line}: {message} (column {self.column})")
 
 
+def _not_utf8(err: UnicodeDecodeError) -> str:
+    return f"not UTF-8: byte 0x{err.object[err.start]:02x} cannot be decoded; re-save the file as UTF-8"
+
+
 def read_text(path: str | os.PathLike) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+    """The file as UTF-8 text.
+
+    Raises:
+        JSONFileError: a byte that is not UTF-8, with its line and column.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = data[: err.start].decode("utf-8", "replace")
+        raise JSONFileError(path, before, len(before), _not_utf8(err)) from None
+
+
+def _too_deep(where: str) -> str:
+    return f"{where} is nested too deep to read (Python's recursion limit, {sys.getrecursionlimit()} levels)"
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[Item]:
-    """Every non-blank line of a JSON-lines file; a malformed line becomes an ``Item`` with ``error``."""
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    """Every non-blank line of a JSON-lines file; a malformed, non-UTF-8 or too deeply nested line
+    becomes an ``Item`` with ``error`` (and its ``reason``), the other lines are read on."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                column = len(raw[: err.start].decode("utf-8", "replace")) + 1
+                yield Item(number, -1, error=f"{_not_utf8(err)} (column {column})", reason="bad_encoding")
+                continue
             if not line.strip():
                 continue
             try:
                 yield Item(number, -1, json.loads(line))
             except json.JSONDecodeError as err:
                 yield Item(number, -1, error=f"malformed JSON line: {err.msg} (column {err.colno})")
+            except RecursionError:
+                yield Item(number, -1, error=_too_deep("this line"))
 
 
 def iter_json_array(path: str | os.PathLike, text: str | None = None) -> Iterator[Item]:
@@ -87,6 +117,8 @@ def iter_json_array(path: str | os.PathLike, text: str | None = None) -> Iterato
             obj, end = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError as err:
             raise JSONFileError(path, text, err.pos, f"malformed JSON: {err.msg}") from None
+        except RecursionError:
+            raise JSONFileError(path, text, pos, _too_deep(f"element {index}")) from None
         yield Item(line, index, obj)
         index += 1
         pos = _WHITESPACE.match(text, end).end()
@@ -108,6 +140,8 @@ def load_json(path: str | os.PathLike) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise JSONFileError(path, text, err.pos, f"malformed JSON: {err.msg}") from None
+    except RecursionError:
+        raise JSONFileError(path, text, 0, _too_deep("the document")) from None
 
 
 def first_element(path: str | os.PathLike, chunk: int = 1 << 20) -> tuple[str, Any]:
@@ -115,10 +149,13 @@ def first_element(path: str | os.PathLike, chunk: int = 1 << 20) -> tuple[str, A
 
     Used by format detection: reads 1 MiB, growing until the first element decodes.
     """
-    with open(path, encoding="utf-8") as f:
+    # Bad bytes become U+FFFD here: detection only looks at the first element, the readers report them.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with open(path, "rb") as f:
         text = ""
         while True:
-            more = f.read(chunk)
+            raw = f.read(chunk)
+            more = decoder.decode(raw, final=not raw)
             text += more
             start = _WHITESPACE.match(text, 0).end()
             if start >= len(text) and not more:
@@ -139,6 +176,8 @@ def first_element(path: str | os.PathLike, chunk: int = 1 << 20) -> tuple[str, A
             except json.JSONDecodeError:
                 if not more:
                     raise JSONFileError(path, text, 0, "not JSON or JSON lines") from None
+            except RecursionError:
+                raise JSONFileError(path, text, start, _too_deep("the first element")) from None
             if not more:
                 return "value", None
 

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from finetune.data import formats, jsonio
+from finetune.data.images import ImageError, check_bands, check_image, confined_path, read_image
 from finetune.data.index import IndexedFile, load_indexed
 from finetune.data.internvl_meta import meta_entry_paths, read_internvl_meta_entries
 from finetune.data.mix import mix_general, sample_records
 from finetune.data.records import Record
 from finetune.data.tasks import fill_tasks
-from finetune.data.validate import BadRecordError, Problem, check_record_images, escapes_root
+from finetune.data.validate import BadRecordError, Problem, check_record_images
 
 SKIP_HINT = "fix the record, or set data.skip_bad=true to drop bad records (they are counted by reason)"
 
@@ -46,34 +47,42 @@ class TrainingData:
         image_roots: source name -> folder its image paths are relative to.
         skipped: reason -> number of records dropped (``data.skip_bad``).
         counts: source name -> records kept (after sampling and mixing).
-        origins: record id -> (annotation file, location in it: ``"12"`` or ``"12 (index 3)"``), for
-            reports that point a person at the line a record came from.
+        bands: ``data.bands``, the 1-based image bands shown as RGB (None: the first three, or grey).
     """
 
     records: list[Record]
     image_roots: dict[str, Path]
     skipped: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
-    origins: dict[str, tuple[str, str]] = field(default_factory=dict)
+    bands: list[int] | None = None
 
     def origin(self, record: Record) -> str | None:
-        """``"<annotation file>:<line>"`` of ``record``, or None when unknown."""
-        where = self.origins.get(record.id)
-        return f"{where[0]}:{where[1]}" if where else None
+        """``"<annotation file>:<line>"`` of ``record`` (``Record.location``, kept by renamed and sampled
+        copies), or None when it was not read from a file."""
+        return record.location or None
 
     def image_path(self, record: Record, i: int = 0) -> Path:
-        """Path of the i-th image of ``record``; refuses paths that escape the image root."""
-        image = record.images[i]
-        if escapes_root(image):
-            raise ValueError(f"record '{record.id}' ({record.source}): image path '{image}' escapes the image root; refused")
-        return self.image_roots[record.source] / image
+        """Path of the i-th image of ``record``, confined to its image root (symlinks resolved).
+
+        Raises:
+            ImageError: reason ``path_escape``.
+        """
+        return confined_path(self.image_roots[record.source], record.images[i])
+
+    def image_size(self, record: Record, i: int = 0) -> tuple[int, int]:
+        """(width, height) of the i-th image, after the cheap checks of ``images.check_image``."""
+        return check_image(self.image_path(record, i), self.bands)
 
     def load_image(self, record: Record, i: int = 0):
-        """The i-th image of ``record`` as an RGB ``PIL.Image``."""
-        from PIL import Image
+        """The i-th image of ``record`` as an 8-bit RGB ``PIL.Image`` (``images.read_image``, ``data.bands``).
 
-        with Image.open(self.image_path(record, i)) as image:
-            return image.convert("RGB")
+        Raises:
+            BadRecordError: the image cannot be used, naming the record's file:line and the image.
+        """
+        try:
+            return read_image(self.image_path(record, i), self.bands)
+        except ImageError as err:
+            raise BadRecordError(f"{record.where}: {err}") from err
 
 
 def _seed(seed: int, source: str) -> int:
@@ -96,11 +105,12 @@ def keep_valid(indexed: IndexedFile, skip_bad: bool, skipped: Counter) -> list[R
     return [r for i, r in enumerate(indexed.records) if i not in bad]
 
 
-def _drop_bad_images(indexed: IndexedFile, records: list[Record], root: Path, skip_bad: bool, skipped: Counter) -> list[Record]:
+def _drop_bad_images(indexed: IndexedFile, records: list[Record], root: Path, skip_bad: bool, skipped: Counter,
+                     bands=None) -> list[Record]:
     locations = {id(r): loc for r, loc in zip(indexed.records, indexed.locations, strict=True)}
     kept = []
     for record in records:
-        found = check_record_images(record, root)
+        found = check_record_images(record, root, bands)
         if not found:
             kept.append(record)
         elif skip_bad:
@@ -160,9 +170,9 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
     if not data_cfg.datasets:
         raise ValueError("data.datasets is empty: list at least one annotation file in the recipe")
     cache = cache_dir or data_cfg.cache_dir or None
+    bands = check_bands(data_cfg.get("bands"))
     skipped: Counter = Counter()
     roots: dict[str, Path] = {}
-    where: dict[int, tuple[str, str]] = {}  # id(record) -> origin; ids are made unique only at the end
     by_kind: dict[str, list[Record]] = {"domain": [], "general": []}
     for k, spec in enumerate(data_cfg.datasets):
         for source, annotation, fmt, root, repeat in _sources(spec, k):
@@ -174,22 +184,15 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
                 raise BadRecordError(f"{err}; a JSON list cannot be read past a syntax error, so data.skip_bad cannot help: fix the file") from None
             records = keep_valid(indexed, data_cfg.skip_bad, skipped)
             if data_cfg.get("check_images", False):
-                records = _drop_bad_images(indexed, records, root, data_cfg.skip_bad, skipped)
+                records = _drop_bad_images(indexed, records, root, data_cfg.skip_bad, skipped, bands)
             if repeat != 1:
                 records = sample_records(records, repeat, _seed(seed, source + "#repeat_time"))
             records = sample_records(records, float(spec.sample), _seed(seed, source))
             roots[source] = root
             by_kind[spec.kind].extend(fill_tasks(records))
-            # Keyed by the identity of the conversations list: the copies sampling makes (dataclasses.replace)
-            # share it with their original. Only records kept alive in by_kind are entered, so no identity
-            # is reused by a later object.
-            locations = {id(r.conversations): loc for r, loc in zip(indexed.records, indexed.locations, strict=True)}
-            annotation_name = str(annotation)  # one string shared by all its records
-            where.update((id(r), (annotation_name, locations[id(r.conversations)])) for r in records)
     if cfg.mix.general_ratio is not None:
         records = mix_general(by_kind["domain"], by_kind["general"], float(cfg.mix.general_ratio), _seed(seed, "mix"))
     else:
         records = by_kind["domain"] + by_kind["general"]
     make_ids_unique(records)
-    origins = {r.id: where[id(r)] for r in records if id(r) in where}
-    return TrainingData(records, roots, dict(skipped), dict(Counter(r.source for r in records)), origins)
+    return TrainingData(records, roots, dict(skipped), dict(Counter(r.source for r in records)), bands=bands)

@@ -12,9 +12,11 @@ Checks, with the reason keys that ``data.skip_bad`` counts by:
 | turn_order           | turns not human/gpt alternating from human, or no gpt answer at the end  |
 | empty_answer         | a gpt turn that is empty or blank                                        |
 | image_count          | ``<image>`` placeholders != number of images                             |
+| bad_unicode          | a lone surrogate (e.g. ``"\\ud800"``) in the id, an image path or a turn  |
+| bad_encoding         | a line that is not UTF-8 (a JSON list: the whole file, with its line)    |
 | path_escape          | an image path that is absolute or leaves the image root (always refused) |
-| missing_image        | (check_images) the image file does not exist                             |
-| unreadable_image     | (check_images) the file exists but PIL cannot read it                    |
+| missing_image ...    | (check_images) the image cannot be used: every reason of ``images``      |
+|                      | (missing, FIFO, empty, too large, truncated, bad bands, symlink escape)  |
 
 A record with several problems is reported once per problem; ``skip_bad`` counts it once, under its
 first problem.
@@ -23,13 +25,17 @@ first problem.
 from __future__ import annotations
 
 import os
-import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from finetune.data import formats, jsonio
+from finetune.data.images import ImageError, confined_path, escapes_root, read_image
 from finetune.data.internvl_meta import meta_entry_paths, read_internvl_meta_entries
 from finetune.data.records import GPT, HUMAN, IMAGE_TOKEN, Record
+
+__all__ = ["BadRecordError", "Problem", "check_record", "check_record_images", "escapes_root", "validate_file"]
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -49,18 +55,6 @@ class Problem:
 
 class BadRecordError(ValueError):
     """A record failed validation while loading without ``data.skip_bad``."""
-
-
-def escapes_root(image: str) -> bool:
-    """True when a relative image path is absolute or climbs out of its root (``..``).
-
-    Purely lexical: a symlink inside the root that points elsewhere is allowed (datasets are often
-    symlinked onto a data disk).
-    """
-    if not image or os.path.isabs(image) or posixpath.isabs(image) or (len(image) > 1 and image[1] == ":"):
-        return True
-    normal = posixpath.normpath(image.replace("\\", "/"))
-    return normal == ".." or normal.startswith("../")
 
 
 def _check_turns(turns: list) -> list[tuple[str, str]]:
@@ -87,36 +81,43 @@ def _check_turns(turns: list) -> list[tuple[str, str]]:
     return problems
 
 
+def _unicode_problems(record: Record) -> list[tuple[str, str]]:
+    """Lone surrogates: valid JSON escapes that are not Unicode text (no UTF-8 writer accepts them)."""
+    fields = [("the id", record.id)] + [(f"image {i}", p) for i, p in enumerate(record.images)]
+    fields += [(f"turn {i}", t.get("value")) for i, t in enumerate(record.conversations)]
+    if record.extra:
+        import json
+
+        fields.append(("an extra field", json.dumps(record.extra, ensure_ascii=False)))
+    return [("bad_unicode", f"{where} contains a lone surrogate ({ascii(found.group())}): not Unicode text; fix the escape")
+            for where, text in fields if isinstance(text, str) and (found := _SURROGATE.search(text))]
+
+
 def check_record(record: Record) -> list[tuple[str, str]]:
-    """Structural problems of one record as ``(reason, message)``: turns, placeholders, paths."""
+    """Structural problems of one record as ``(reason, message)``: turns, text, placeholders, paths."""
     problems = _check_turns(record.conversations)
     if not any(reason == "bad_turn" for reason, _ in problems):
         placeholders = sum(t["value"].count(IMAGE_TOKEN) for t in record.conversations)
         if placeholders != len(record.images):
             problems.append(("image_count", f"{placeholders} {IMAGE_TOKEN} placeholder(s) but {len(record.images)} image(s)"))
+    problems += _unicode_problems(record)
     for image in record.images:
         if escapes_root(image):
             problems.append(("path_escape", f"image path '{image}' escapes the image root (absolute or '..'); refused"))
     return problems
 
 
-def check_record_images(record: Record, image_root: Path) -> list[tuple[str, str]]:
-    """Missing or unreadable images (opens each with PIL and verifies it)."""
-    from PIL import Image
-
+def check_record_images(record: Record, image_root: Path, bands=None) -> list[tuple[str, str]]:
+    """Images that cannot be used, each decoded in full (``finetune.data.images.read_image``)."""
     problems = []
     for image in record.images:
         if escapes_root(image):
             continue
-        path = image_root / image
-        if not path.is_file():
-            problems.append(("missing_image", f"image '{image}' not found under {image_root}"))
-            continue
         try:
-            with Image.open(path) as img:
-                img.verify()
-        except Exception as err:  # PIL raises many types for broken files
-            problems.append(("unreadable_image", f"image '{image}' cannot be read: {type(err).__name__}: {err}"))
+            read_image(confined_path(image_root, image), bands)
+        except ImageError as err:
+            where = f"not found under {image_root}" if err.reason == "missing_image" else f"({err.path}): {err.detail}"
+            problems.append((err.reason, f"image '{image}' {where}"))
     return problems
 
 

@@ -14,6 +14,7 @@ call computes only the missing ones. Under ``accelerate launch`` process ``p`` c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ import numpy as np
 
 from finetune.distributed import process_state
 from finetune.files import atomic_path, save_npy_atomic, write_json_atomic
+from finetune.run_dir import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +102,26 @@ def run_sharded(
     Returns:
         ``values.npy`` opened read-only as a memmap of shape (n, D).
     """
-    from tqdm.auto import tqdm
-
     final = entry / "values.npy"
     if final.exists():
         return np.load(final, mmap_mode="r")
     if n == 0:
         raise ValueError("no records to compute features for (the record list is empty)")
     state = process_state()
+    # One job per entry: another selection computing the same features merges and deletes the shards
+    # under us. The main process waits for it (then reuses its result); the other ranks wait for the main.
+    with exclusive(entry, "feature cache entry", wait=True) if state.is_main_process else contextlib.nullcontext():
+        state.wait_for_everyone()
+        if not final.exists():
+            _compute_and_merge(entry, n, shard_size, compute, state, dtype, desc, on_shard_done, meta)
+        state.wait_for_everyone()
+    return np.load(final, mmap_mode="r")
+
+
+def _compute_and_merge(entry, n, shard_size, compute, state, dtype, desc, on_shard_done, meta) -> None:
+    from tqdm.auto import tqdm
+
+    final = entry / "values.npy"
     shards = entry / "shards"
     shards.mkdir(parents=True, exist_ok=True)
     ranges = shard_ranges(n, shard_size)
@@ -128,8 +142,6 @@ def run_sharded(
     state.wait_for_everyone()
     if state.is_main_process and not final.exists():
         _merge(entry, ranges, dtype, {"computed_shards_main": len(todo), **(meta or {})})
-    state.wait_for_everyone()
-    return np.load(final, mmap_mode="r")
 
 
 def _merge(entry: Path, ranges: list[tuple[int, int]], dtype: str, meta: dict[str, Any]) -> None:

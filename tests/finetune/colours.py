@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from PIL import Image
 
+from finetune.data.loader import TrainingData
 from finetune.data.records import Record
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 QUESTION = "<image>\nWhat colour is the image? Answer in one word."
 
 
-class FolderData:
-    """The ``TrainingData`` contract (records, image_path, load_image, skipped) over one image folder."""
-
-    def __init__(self, records, root):
-        self.records, self.image_roots, self.skipped = list(records), {"colours": Path(root)}, Counter()
-
-    def image_path(self, record, i=0):
-        return self.image_roots["colours"] / record.images[i]
-
-    def load_image(self, record, i=0):
-        with Image.open(self.image_path(record, i)) as image:
-            return image.convert("RGB")
-
-
-def write_colour_set(root: Path, per_class: int = 4, extra_words: int = 0) -> FolderData:
+def write_colour_set(root: Path, per_class: int = 4, extra_words: int = 0) -> TrainingData:
     """Plain-colour images (slightly varied sizes and shades); the answer is the colour's name.
 
     ``extra_words`` > 0 adds a variable-length text tail to some questions, so lengths differ.
@@ -44,4 +30,4 @@ def write_colour_set(root: Path, per_class: int = 4, extra_words: int = 0) -> Fo
                 id=f"{name}-{k}", images=[file], source="colours", task="classification",
                 conversations=[{"from": "human", "value": QUESTION + tail}, {"from": "gpt", "value": name}],
             ))
-    return FolderData(records, root)
+    return TrainingData(records, {"colours": Path(root)})

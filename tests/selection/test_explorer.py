@@ -53,7 +53,7 @@ def test_report_html_of_a_real_run_is_complete_escaped_and_self_contained(explor
         assert (out / thumb).resolve().is_relative_to(out.resolve()) and (out / thumb).stat().st_size > 0
 
     # every sample names its annotation file:line, and that line starts the record
-    pool = Path(data.origins["pool_008"][0])
+    pool = Path(data.origin(next(r for r in data.records if r.id == "pool_008")).rsplit(":", 1)[0])
     lines = pool.read_text().splitlines()
     for sample in embedded["samples"]:
         path, location = sample["origin"].rsplit(":", 1)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from geotune.config import load_recipe
+from geotune.config import RecipeError, load_recipe
 from selection.budget import SelectionError
 from selection.manifest import read_manifest
 from selection.pipeline import run_selection
@@ -118,8 +118,8 @@ def test_bad_option_fails_before_any_model_work(tmp_path, calls, records):
     with pytest.raises(SelectionError, match=r"selection\.options\.prefr.*prefer"):
         run_selection(cfg, FakeData(records(10)))
     assert calls["features"] == 0
-    with pytest.raises(SelectionError, match="selection.method"):
-        run_selection(_cfg(tmp_path, "selection.method=bogus"), FakeData(records(10)))
+    with pytest.raises(RecipeError, match="selection.method: unknown selector 'bogus'"):  # now at load time
+        _cfg(tmp_path, "selection.method=bogus")
 
 
 def test_given_manifest_is_used(tmp_path, calls, records):
@@ -159,3 +159,13 @@ def test_coincide_without_faiss_falls_back_to_minibatch_and_says_so(tmp_path, ca
     header, rows = read_manifest(run_selection(cfg, FakeData(records(60))))
     assert len(rows) == 12 and header["info"]["cluster_method"] == "minibatch"
     assert "faiss is not installed" in caplog.text
+
+
+def test_a_budget_that_keeps_nothing_fails_before_any_feature(tmp_path, calls, records):
+    cfg = _cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=0.001")
+    with pytest.raises(SelectionError, match=r"selection.keep=0.001 keeps 0 of 60 records"):
+        run_selection(cfg, FakeData(records(60)))
+    with pytest.raises(SelectionError, match=r"selection.keep=61 records but the data has only 60"):
+        run_selection(_cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=61"), FakeData(records(60)))
+    assert calls["features"] == 0 and calls["shift"] == 0
+    assert not (tmp_path / "selection" / "manifest.jsonl").exists()

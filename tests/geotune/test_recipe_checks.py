@@ -1,0 +1,51 @@
+"""Whole-recipe value checks at load time: every bad value fails before any data is read, naming its key."""
+
+from __future__ import annotations
+
+import pytest
+
+import train
+from geotune.config import RecipeError, load_recipe
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("selection.keep=0", r"selection.keep: must be a fraction in \(0, 1\] or a whole count > 1, got 0"),
+    ("selection.keep=-0.5", r"selection.keep: must be a fraction"),
+    ("selection.keep=nan", r"selection.keep: must be a fraction"),
+    ("selection.keep=1.5", r"selection.keep: 1.5 is > 1, so a count of records, and must be a whole number"),
+    ("train.mode=qlora", r"train.mode: 'qlora' is not one of lora, full \(4-bit QLoRA is not supported"),
+    ("model.adapter=llava", r"model.adapter: unknown adapter 'llava'"),
+    ("selection.features.backend=clip", r"selection.features.backend: 'clip' is not one of target, reference, text"),
+    ("selection.method=adaptive", r"selection.method: unknown selector 'adaptive'"),
+    ("data.bands=[0,1,2]", r"data.bands: \[0, 1, 2\] must be one \(grey\) or three"),
+    ("data.bands=[4,3]", r"data.bands: \[4, 3\] must be one"),
+    ("train.too_long=cut", r"train.too_long: 'cut' is not one of truncate, drop"),
+    ("train.per_device_batch_size=0", r"train.per_device_batch_size: must be >= 1"),
+    ("eval.benchmarks=[ucm]", r"eval.benchmarks: unknown benchmark\(s\) \['ucm'\]"),
+])
+def test_bad_values_fail_at_load_naming_the_key(override, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe("demo", [override])
+
+
+def test_every_problem_is_reported_at_once_and_good_values_pass():
+    with pytest.raises(RecipeError) as err:
+        load_recipe("demo", ["selection.keep=1.5", "train.mode=qlora"])
+    assert "selection.keep" in str(err.value) and "train.mode" in str(err.value) and "\n" not in str(err.value)
+    cfg = load_recipe("demo", ["selection.keep=40", "data.bands=[4,3,2]", "selection.method=adaptive_shift"])
+    assert cfg.selection.keep == 40 and list(cfg.data.bands) == [4, 3, 2]
+
+
+def test_run_dir_that_is_a_file_is_refused_at_load(tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(RecipeError, match=r"run_dir: '.*run' is a file, not a folder"):
+        load_recipe("demo", [f"run_dir={tmp_path / 'run'}"])
+
+
+def test_train_py_prints_one_clean_line_for_a_bad_key(capsys):
+    assert train.main(["recipe=demo", "train.epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("train.py: ") and "Closest valid key: 'train.epochs'" in err
+    assert "Traceback" not in err
+    assert train.main(["recipe=demo", "train.mode=qlora"]) == 2
+    assert "train.mode: 'qlora'" in capsys.readouterr().err
