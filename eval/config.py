@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from finetune.config import config_field as _help
+
+BENCHMARKS = ("ucmerced", "aid", "lrben")
 
 
 @dataclass
@@ -29,3 +32,11 @@ class EvalConfig:
                             "{question} Answer the question using a single word or phrase.")
     normalize: str = _help("Headline answer matching: geochat (lowercase, drop spaces and periods) | strict.", "geochat")
     max_patches: int | None = _help("Dynamic tiles per image at eval (None: one tile).", None)
+
+
+def check_values(ev: Any) -> list[str]:
+    """Problems with ``eval`` values, each naming its key (run by ``geotune.config.load_recipe``)."""
+    unknown = [b for b in ev.benchmarks if b not in BENCHMARKS]
+    if unknown:
+        return [f"eval.benchmarks: unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}"]
+    return []

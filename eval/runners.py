@@ -200,4 +200,3 @@ def _write_result(out_dir: Path, name: str, result: dict) -> None:
     write_json_atomic(out_dir / f"{name}.json", result)
 
 
-BENCHMARKS = ("ucmerced", "aid", "lrben")

@@ -21,9 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from eval.config import EvalConfig
+from eval.config import check_values as eval_problems
 from finetune.config import DataConfig, MixConfig, ModelConfig, RecipeError, TrainConfig, config_field
+from finetune.config import check_values as finetune_problems
 from finetune.files import write_text_atomic
 from selection.config import SelectionConfig
+from selection.config import check_values as selection_problems
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -187,16 +190,9 @@ def check_recipe(cfg: DictConfig, where: str = "recipe") -> None:
     Raises:
         RecipeError: one line per problem, each naming its key.
     """
-    from eval.runners import RUNNERS
-    from finetune.config import check_values as finetune_problems
-    from selection.config import check_values as selection_problems
-
-    problems = finetune_problems(cfg) + selection_problems(cfg.selection)
+    problems = finetune_problems(cfg) + selection_problems(cfg.selection) + eval_problems(cfg.eval)
     if os.path.exists(cfg.run_dir) and not os.path.isdir(cfg.run_dir):
         problems.append(f"run_dir: '{cfg.run_dir}' is a file, not a folder; point run_dir at a folder")
-    unknown = [b for b in cfg.eval.benchmarks if b not in RUNNERS]
-    if unknown:
-        problems.append(f"eval.benchmarks: unknown benchmark(s) {unknown}; choose from {', '.join(RUNNERS)}")
     if problems:
         raise RecipeError(f"{where}: " + "; ".join(problems))
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from finetune.experiment import run_experiment
 
 from finetune.run_dir import OWNER_NAME, RunDirError, claim_run_dir, exclusive
 from geotune.config import load_recipe
+from geotune.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = """

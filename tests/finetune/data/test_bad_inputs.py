@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from finetune.data.cli import run as data_cli
 from PIL import Image
 
 from finetune.data.loader import load_training_data
 from finetune.data.validate import BadRecordError, validate_file
+from geotune.commands.data import run as data_cli
 from geotune.config import load_recipe
 
 
