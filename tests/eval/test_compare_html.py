@@ -12,9 +12,9 @@ from selenium.webdriver.common.by import By
 
 from eval.compare import compare_runs
 from eval.compare_html import disagreements
-from eval.predictions import atomic_write_json, write_predictions
 from eval.readers import spaced_name
 from eval.scoring import score_rows
+from finetune.files import write_json_atomic, write_jsonl_atomic
 
 EVIL = '<script>window.__pwned = 1</script><b onmouseover="x()">yes</b>'
 BROKEN_IMAGES = "return Array.from(document.images).filter(img => !(img.naturalWidth > 0)).map(img => img.src)"
@@ -23,8 +23,8 @@ BROKEN_IMAGES = "return Array.from(document.images).filter(img => !(img.naturalW
 def _write_eval(run: Path, bench: str, task: str, rows: list[dict], classes: list[str]) -> None:
     """What ``eval.runners.run_benchmark`` leaves in ``<run>/final/eval``: predictions and the scored result."""
     out = run / "final" / "eval"
-    write_predictions(out / f"{bench}.predictions.jsonl", rows)
-    atomic_write_json(out / f"{bench}.json", {"benchmark": bench, **score_rows(task, rows, classes)})
+    write_jsonl_atomic(out / f"{bench}.predictions.jsonl", rows)
+    write_json_atomic(out / f"{bench}.json", {"benchmark": bench, **score_rows(task, rows, classes)})
 
 
 def _ucm_rows(bench_root: Path, wrong: dict[int, str]) -> list[dict]:
