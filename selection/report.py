@@ -152,6 +152,8 @@ def write_report(
         "",
         f"- kept **{header['n_kept']}** of {n} records (budget `{header['budget']}`, seed {header['seed']})",
         f"- config hash `{header['config_hash']}`",
+        *([f"- **{header['info']['nan_scores']} records had a NaN/inf score** (a failed forward pass): ranked "
+           f"last, {header['info']['nan_kept']} of them kept"] if header["info"].get("nan_scores") else []),
         f"- options `{header['options']}`; {', '.join(f'{k}={v}' for k, v in sorted(header['info'].items())) or 'no extra info'}",
         "",
         "| stage | seconds |",

@@ -91,7 +91,11 @@ def shift_scores(
     *,
     on_shard_done: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Adaptive-shift translation per record, shape (N,), float32, >= 0 (see the module docstring)."""
+    """Adaptive-shift translation per record, shape (N,), float32, >= 0 (see the module docstring).
+
+    A record whose forward pass gave NaN/inf keeps a NaN score (counted as ``nan_rows`` in the cache
+    report); selectors rank it last and the manifest header counts it (``info.nan_scores``).
+    """
     opts = shift_options(options)
     perturbation = parse_perturbation(opts["perturbation"])
     loaded: dict[str, PooledStates] = {}
@@ -109,9 +113,8 @@ def shift_scores(
             perturbed = [perturb_sample(s, perturbation, seed) for s, seed in zip(originals, seeds, strict=True)]
             phi = pool(originals + perturbed)
             out[idx, 0] = distance(phi[: len(idx)], phi[len(idx) :], opts["distance"]).cpu().numpy()
-        bad = ~np.isfinite(out[:, 0])
-        out[bad] = 0.0
-        return out, {"nan_rows": int(bad.sum())}
+        # Kept as NaN (not 0, which `prefer: low` would rank best): selection ranks them last and counts them.
+        return out, {"nan_rows": int((~np.isfinite(out[:, 0])).sum())}
 
     parts = {k: opts[k] for k in ("perturbation", "distance", "shift_layers", "shift_pooling", "perturbation_seed")}
     values = _sharded_signal("shift", records, data, model_cfg, parts, int(opts["shard_size"]), opts["cache_dir"],

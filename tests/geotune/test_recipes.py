@@ -123,3 +123,7 @@ def test_cpu_dry_run_config_is_two_deepspeed_processes_without_use_cpu():
     from finetune.distributed import check_cpu_config
 
     check_cpu_config(str(config))  # no optimizer section, no pinned memory
+
+
+def test_rs_coincide_uses_the_official_kmeans_seed():
+    assert load_recipe("rs_coincide").selection.seed == 1234

@@ -159,3 +159,19 @@ def test_coincide_without_faiss_falls_back_to_minibatch_and_says_so(tmp_path, ca
     header, rows = read_manifest(run_selection(cfg, FakeData(records(60))))
     assert len(rows) == 12 and header["info"]["cluster_method"] == "minibatch"
     assert "faiss is not installed" in caplog.text
+
+
+def test_nan_shift_scores_are_counted_reported_and_never_kept_first(tmp_path, calls, records, monkeypatch):
+    import selection.signals
+
+    def shift_with_nans(records, data, model_cfg, options=None):
+        shift = np.linspace(0.0, 1.0, len(records))
+        shift[:6] = np.nan  # failed forward passes; as 0 they would be the lowest shifts, kept first
+        return shift
+
+    monkeypatch.setattr(selection.signals, "shift_scores", shift_with_nans)
+    cfg = _cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=0.25")
+    header, rows = read_manifest(run_selection(cfg, FakeData(records(60))))
+    assert header["info"]["nan_scores"] == 6 and header["info"]["nan_kept"] == 0
+    assert not {r["id"] for r in rows} & {f"r{i:04d}" for i in range(6)}
+    assert "6 records had a NaN/inf score" in (tmp_path / "selection" / "report.md").read_text()

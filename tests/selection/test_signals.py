@@ -99,3 +99,24 @@ def test_loss_scores_equal_hf_loss_on_answer_tokens_only(model_cfg, tmp_path):
         assert scores["loss"][i] == pytest.approx(want, rel=1e-4)
         loss, el2n, mismatched = answer_losses(runner, [sample])
         assert mismatched == 0 and loss.item() == pytest.approx(want, rel=1e-4)
+
+
+def test_nan_shift_stays_nan_and_is_counted(model_cfg, tmp_path, monkeypatch):
+    """A forward pass that gives NaN must not turn into shift 0, which `prefer: low` would keep first."""
+    import json
+
+    import selection.signals as signals
+
+    real = signals.distance
+
+    def nan_for_the_first_row(a, b, kind):  # a numerically failed sample (e.g. an fp16 overflow) per batch
+        d = real(a, b, kind)
+        d[0] = float("nan")
+        return d
+
+    monkeypatch.setattr(signals, "distance", nan_for_the_first_row)
+    opts = {"cache_dir": str(tmp_path), "batch_size": 8, "shard_size": 8}
+    shift = shift_scores(RECORDS, SeededImages(), model_cfg, opts)
+    assert np.isnan(shift).sum() == 1  # one batch of 5: one failed row, not a shift of 0
+    entry = next(tmp_path.glob("shift-*"))
+    assert json.loads((entry / "report.json").read_text())["nan_rows"] == 1
