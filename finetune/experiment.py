@@ -173,7 +173,7 @@ def build_trainer(cfg, data=None):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     distributed.prepare_environment(cfg.train.deepspeed)
     args = training_arguments(cfg)  # initialises the process group under torchrun / accelerate
-    with args.main_process_first(desc="tiny model, data and selection"):
+    with args.main_process_first(desc="tiny model and data"):
         if args.process_index == 0:
             save_resolved(cfg)
         ensure_tiny_model(cfg.model)
@@ -181,7 +181,9 @@ def build_trainer(cfg, data=None):
             from finetune.data.loader import load_training_data
 
             data = load_training_data(cfg)
-        records = training_records(cfg, data)
+    # Every rank: each extracts its shards of the features/signals, global rank 0 selects (not inside
+    # main_process_first, whose barrier the sharded store's own barriers would pair with).
+    records = training_records(cfg, data)
     adapter = get_adapter(cfg.model.adapter)
     set_seed(int(cfg.seed))  # LoRA init draws from the global RNG: same seed, same run, same on every rank
     model, processor = adapter.load(cfg.model)
@@ -211,10 +213,11 @@ def run_experiment(cfg, data=None) -> dict:
     summary = summarize(trainer, seconds, resume)
     if trainer.args.process_index == 0:
         write_json(run_dir / SUMMARY, summary)
-        if list(cfg.eval.benchmarks):
-            from eval.api import evaluate_checkpoint
+    if list(cfg.eval.benchmarks):
+        from eval.api import evaluate_checkpoint
 
-            summary["eval"] = evaluate_checkpoint(cfg, run_dir / "final")
+        distributed.free_training_state(trainer)  # eval loads the checkpoint again
+        summary["eval"] = evaluate_checkpoint(cfg, run_dir / "final", shard=True)  # every rank answers a share
     trainer.accelerator.wait_for_everyone()
     return summary
 

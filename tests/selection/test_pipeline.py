@@ -38,7 +38,7 @@ def calls(monkeypatch, clustered):
         counts["shift_options"] = options
         return np.linspace(0.0, 1.0, len(records))[::-1].copy()
 
-    def loss_scores(records, data, model_cfg):
+    def loss_scores(records, data, model_cfg, **kwargs):
         counts["loss"] += 1
         x = np.arange(len(records), dtype=np.float64)
         return {"loss": x / len(records), "el2n": (x % 5) / 5}

@@ -7,7 +7,7 @@ are supervised. IXC2's ``interleav_wrap`` tokenises raw text inside the model an
 masks: each image becomes a run of ``[UNUSED_TOKEN_141]`` ids (one per image token) whose embeddings
 ``forward_for_training`` replaces with ``vision_proj(vit(image))``, and ``im_mask`` marks the same
 positions, as ``interleav_wrap`` does. Tested against geotune's stand-in checkpoint, not the real weights.
-Its Partial LoRA cannot be merged naively (see ``geotune export``).
+A peft LoRA on its Partial-LoRA linears merges exactly (the frozen image-only branch is untouched; see ``finetune.export``).
 """
 
 from __future__ import annotations
