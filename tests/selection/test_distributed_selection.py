@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "select_worker.py"
-sys.path[:0] = [str(ROOT / "tests" / "finetune"), str(WORKER.parent)]
+sys.path[:0] = [str(ROOT / "tests" / "finetune"), str(ROOT / "tests" / "eval"), str(WORKER.parent)]
+import eval_layouts  # noqa: E402
 from colours import write_colour_set  # noqa: E402
 from select_worker import METHODS, SHARD_SIZE, method_overrides  # noqa: E402
 
@@ -32,7 +33,9 @@ def write_recipe(tmp_path: Path, tiny_internvl: Path) -> Path:
                       "options": {}},
         "train": {"mode": "lora", "per_device_batch_size": 2, "report_to": ["none"], "warmup_ratio": 0.0,
                   "save_steps": 100, "logging_steps": 1},
-        "eval": {"benchmarks": []},
+        # after training every rank answers its share of the 9 UCMerced questions (training state freed first)
+        "eval": {"benchmarks": ["ucmerced"], "ucmerced_root": str(eval_layouts.write_ucmerced(tmp_path / "bench")),
+                 "batch_size": 2, "max_new_tokens": 4},
     }
     path = tmp_path / "recipe.yaml"
     path.write_text(json.dumps(recipe))  # JSON is YAML
@@ -54,6 +57,10 @@ def test_two_ranks_select_like_one_process_and_train(tmp_path, tiny_internvl, fr
     assert done.returncode == 0, done.stderr[-6000:]
     summary = json.loads((tmp_path / "two" / "adaptive_shift" / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["records_selected"] == 12
+    evaluated = tmp_path / "two" / "adaptive_shift" / "final" / "eval"
+    rows = (evaluated / "ucmerced.predictions.jsonl").read_text().splitlines()
+    assert len({json.loads(r)["question_id"] for r in rows}) == len(rows) == 9 and not list(evaluated.glob("*.rank*"))
+    assert json.loads((evaluated / "ucmerced.json").read_text())["n_questions"] == 9
 
     for method in METHODS:
         two = tmp_path / "two" / method / "selection" / "manifest.jsonl"
