@@ -28,7 +28,6 @@ def proxy_epoch(model_cfg, data, records, batch_size: int) -> float:
 
     from finetune.batching import length_sorted_batches
     from selection.features.inputs import ModelRunner, length_key, sample_from_record
-    from selection.signals import answer_token_mask
 
     runner = ModelRunner(model_cfg)
     model = runner.model.train()
@@ -39,9 +38,7 @@ def proxy_epoch(model_cfg, data, records, batch_size: int) -> float:
     start = time.perf_counter()
     for b in torch.randperm(len(order)).tolist():
         samples = [sample_from_record(records[i], data) for i in order[b]]
-        batch = runner.encode(samples)
-        mask = answer_token_mask(batch["attention_mask"], runner.answer_lengths(samples))
-        labels = torch.where(mask, batch["input_ids"], -100)
+        batch, labels = runner.encode_with_labels(samples)  # training's encoding and labels
         loss = model(**batch, labels=labels, use_cache=False).loss
         loss.backward()
         optimizer.step()

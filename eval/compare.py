@@ -6,7 +6,7 @@ shows as "—" and is named in the notes under the table, never a crash):
 - ``<run>/train_summary.json``: ``train_seconds``, ``samples_seen``, ``records_selected`` / ``records_in_pool``;
 - ``<run>/selection/manifest.jsonl`` (header line): ``method``, ``n_kept`` / ``n_total``;
 - ``<run>/selection/timings.json``: selection cost (``total_seconds`` / ``total`` if present, else the sum of
-  its top-level numbers);
+  its stages; ``select.<stage>`` entries are parts of ``select`` and are not added again);
 - ``<run>/final/eval/<bench>.json``: each benchmark's ``score`` (LRBEN: also per type).
 
 Writes ``<out>/compare.md``, ``<out>/scores.png``, ``<out>/cost.png`` and ``<out>/compare.html`` (with
@@ -54,7 +54,8 @@ def selection_seconds(timings) -> float | None:
     for key in ("total_seconds", "total", "seconds"):
         if isinstance(timings.get(key), (int, float)):
             return float(timings[key])
-    numbers = [v for v in timings.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    numbers = [v for k, v in timings.items()
+               if "." not in k and isinstance(v, (int, float)) and not isinstance(v, bool)]
     return float(sum(numbers)) if numbers else None
 
 

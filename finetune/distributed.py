@@ -105,3 +105,23 @@ def process_state():
 
     use_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
     return PartialState(cpu=use_cpu)
+
+
+def free_training_state(trainer) -> None:
+    """Drop the model, optimizer, scheduler and DeepSpeed engine of a finished ``Trainer``.
+
+    Evaluation after training loads the saved checkpoint again; with the training copy, its optimizer
+    state (2x the trainable weights in fp32) and the ZeRO partitions still alive, a 24 GB card runs
+    out. ``trainer.accelerator`` stays usable for barriers.
+    """
+    import gc
+
+    import torch
+
+    trainer.accelerator.free_memory()  # its references to models, optimizers, schedulers, the engine
+    for name in ("model", "model_wrapped", "optimizer", "lr_scheduler", "deepspeed"):
+        if hasattr(trainer, name):
+            setattr(trainer, name, None)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -4,7 +4,7 @@ Without ``--merge`` the adapter (or full weights) and the processor are copied w
 how to load them. With ``--merge`` a peft LoRA adapter is folded into its base model
 (``merge_and_unload``), saved as safetensors with the processor, reloaded from disk and checked: its
 logits on a dummy image+text input must equal the adapter model's within tolerance, or nothing is
-written. XComposer2's Partial-LoRA is refused (see ``PLORA_REFUSAL``). Output folders appear atomically.
+written. XComposer2 merges exactly too (why: the comment above ``ExportError``). Output folders appear atomically.
 """
 
 from __future__ import annotations
@@ -21,16 +21,13 @@ TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "trainin
                   "zero_to_fp32.py")
 TRAINING_STATE_PREFIXES = ("rng_state", "global_step")
 
-PLORA_REFUSAL = """refusing to merge: model.adapter is xcomposer2.
-InternLM-XComposer2 uses Partial-LoRA (PLoRA): its attention and feed-forward layers (attention.wqkv,
-attention.wo, feed_forward.w1/w2/w3) add their low-rank branch only to the image tokens, chosen at run
-time by `im_mask`. A delta that applies to image tokens and not to text tokens cannot be folded into the
-dense base weights, which every token goes through, so a "merged" checkpoint would compute something
-other than the model you trained (text tokens would get the image-only update).
-Ship the base checkpoint and the adapter instead:
-  geotune export {source} --out {out}          (adapter + processor + README, no --merge)
-and load them with the adapter: `PeftModel.from_pretrained(base_model, "{out}")` on the base loaded with
-trust_remote_code=True, or `geotune eval recipe=... checkpoint={out}`."""
+# XComposer2 merges exactly, as eval does (eval.api.load_checkpoint): what geotune trains is a peft LoRA
+# on the language model's linear layers (attention.wqkv/wo, feed_forward.w1/w2/w3), dense over every
+# token. Those layers are the model's own Partial-LoRA linears, PLoRA(x, im_mask) = W x + b +
+# [image token] * s * B_p A_p x, whose Plora_A/B stay frozen. peft wraps each PLoRA as its base layer:
+# y = PLoRA(x, im_mask) + s' B A x = (W + s' B A) x + b + [image token] * s * B_p A_p x, and merging
+# writes W + s' B A into the PLoRA's weight, leaving the image-only branch as it was: the same function.
+# (Only a LoRA *on Plora_A/B themselves* could not be folded into W; lora_targets never picks them.)
 
 
 class ExportError(RuntimeError):
@@ -105,7 +102,7 @@ def _readme(checkpoint: Path, model_cfg, is_adapter: bool, files: list[str]) -> 
         "from peft import PeftModel\nfrom transformers import AutoModelForImageTextToText, AutoProcessor\n\n"
         f"{load}\n```\n\nOr evaluate it with `geotune eval recipe=<the run's recipe> checkpoint=<this folder>`.\n"
         + ("\nXComposer2 models need their own remote class (`AutoModel` with trust_remote_code); the adapter "
-           "cannot be merged (Partial-LoRA), ship it with the base.\n" if model_cfg.adapter == "xcomposer2" else "")
+           "merges exactly (`geotune export --merge`).\n" if model_cfg.adapter == "xcomposer2" else "")
     )
 
 
@@ -132,10 +129,14 @@ def dummy_batch(family, processor):
     return family.encode(processor, [prompt], [[image]])
 
 
-def _logits(model, batch):
+def _logits(family, model, batch):
+    """Logits of the family's own forward (XComposer2: image embeddings + ``im_mask``, so the frozen
+    Partial-LoRA branch of the image tokens is part of what is compared)."""
     import torch
 
     with torch.no_grad():
+        if hasattr(family, "forward_for_training"):
+            return family.forward_for_training(model, {**batch, "labels": batch["input_ids"]}).logits.float()
         return model(**batch).logits.float()
 
 
@@ -154,15 +155,13 @@ def export_merged(checkpoint: Path, out: Path, model_cfg, rtol: float | None = N
         The export report (also written as ``export_info.json``): base, dtype, max |logit diff|, tolerance.
 
     Raises:
-        ExportError: XComposer2 (Partial-LoRA), a missing base, or merged logits that differ.
+        ExportError: a missing base, or merged logits that differ.
     """
     import torch
     from peft import PeftModel
 
     from finetune.models.adapters import get_adapter
 
-    if model_cfg.adapter == "xcomposer2":
-        raise ExportError(PLORA_REFUSAL.format(source=checkpoint, out=out))
     base = Path(model_cfg.path)
     if not (base / "config.json").exists():
         raise ExportError(f"base model '{base}' (model.path of the run) has no config.json; pass --base PATH")
@@ -171,12 +170,18 @@ def export_merged(checkpoint: Path, out: Path, model_cfg, rtol: float | None = N
     exact.dtype = "float32"  # merge in fp32, then store in the base's own dtype
     model, processor = family.load(exact)
     if any((checkpoint / n).exists() for n in ("tokenizer_config.json", "processor_config.json")):
-        from transformers import AutoProcessor
+        from transformers import AutoProcessor, AutoTokenizer
 
-        processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=bool(model_cfg.trust_remote_code))
+        from finetune.models.adapters.internvl_remote import RemoteProcessor
+
+        remote = bool(model_cfg.trust_remote_code)
+        if isinstance(processor, RemoteProcessor):  # remote-code families: geotune's processor, the run's tokenizer
+            processor.tokenizer = AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=remote)
+        else:
+            processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=remote)
     model = PeftModel.from_pretrained(model, checkpoint).eval()
     batch = dummy_batch(family, processor)
-    expected = _logits(model, batch)
+    expected = _logits(family, model, batch)
     merged = model.merge_and_unload()
     dtype = _base_dtype(base)
     with atomic_folder(out) as tmp:
@@ -185,7 +190,7 @@ def export_merged(checkpoint: Path, out: Path, model_cfg, rtol: float | None = N
         for code in base.glob("*.py"):  # remote modeling code travels with the weights
             shutil.copy2(code, tmp / code.name)
         reloaded, _ = family.load(_with_path(exact, tmp))
-        got = _logits(reloaded.eval(), batch)
+        got = _logits(family, reloaded.eval(), batch)
         diff = float((got - expected).abs().max())
         rtol = rtol if rtol is not None else (1e-4 if dtype == torch.float32 else 2e-2)
         tolerance = rtol * max(1.0, float(expected.abs().max()))

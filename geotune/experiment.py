@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from finetune.data.loader import load_training_data
+from finetune.distributed import free_training_state
 from finetune.files import write_json_atomic
 from finetune.run_dir import claim_run_dir
 from finetune.training import SUMMARY, build_trainer, ensure_tiny_model, summarize, training_arguments
@@ -53,12 +54,10 @@ def last_checkpoint(cfg) -> str | None:
 
 
 def evaluate(cfg, checkpoint: Path) -> dict:
-    """Score the saved model on ``eval.benchmarks`` (empty: nothing)."""
-    if not list(cfg.eval.benchmarks):
-        return {}
+    """Score the saved model on ``eval.benchmarks``; every rank of the launch answers a share."""
     from eval.api import evaluate_checkpoint
 
-    return evaluate_checkpoint(cfg, checkpoint)
+    return evaluate_checkpoint(cfg, checkpoint, shard=True)
 
 
 def run_experiment(cfg, data=None) -> dict:
@@ -82,13 +81,16 @@ def _train_and_evaluate(cfg, data) -> dict:
     args = training_arguments(cfg)  # starts the process group under torchrun / accelerate launch
     run_dir = Path(cfg.run_dir)
 
-    # 2. Shared inputs, built once by the main rank: config record, model, data, selection manifest.
-    with args.main_process_first(desc="tiny model, data and selection"):
+    # 2. Shared inputs, built once by the main rank: config record, model, data (its Arrow cache).
+    with args.main_process_first(desc="tiny model and data"):
         if args.process_index == 0:
             save_resolved(cfg)
         ensure_tiny_model(cfg.model)
         data = load_training_data(cfg) if data is None else data
-        records = training_records(cfg, data)
+    # Selection on every rank, outside main_process_first (whose barrier the sharded feature store's own
+    # barriers would pair with): each rank extracts its shards, global rank 0 selects, the others wait
+    # for the manifest file.
+    records = training_records(cfg, data)
 
     # 3. Training, resumed from the last checkpoint when there is one.
     trainer = build_trainer(cfg, data, records, args)
@@ -103,8 +105,9 @@ def _train_and_evaluate(cfg, data) -> dict:
     if args.process_index == 0:
         write_json_atomic(run_dir / SUMMARY, summary, sort_keys=True)
 
-    # 5. Evaluation of the saved model.
-    if args.process_index == 0:
+    # 5. Evaluation of the saved model: training state freed first, every rank answers a share.
+    if list(cfg.eval.benchmarks):
+        free_training_state(trainer)
         summary["eval"] = evaluate(cfg, run_dir / "final")
     trainer.accelerator.wait_for_everyone()
     return summary

@@ -57,7 +57,7 @@ def flat_metrics(run_dir: Path) -> dict[str, float]:
     summary = run_dir / "train_summary.json"
     if summary.exists():
         data = json.loads(summary.read_text())
-        for key in ("train_seconds", "samples", "final_loss"):
+        for key in ("train_seconds", "samples_seen", "final_loss"):  # the keys finetune's summarize() writes
             if isinstance(data.get(key), (int, float)):
                 metrics[f"train.{key}"] = float(data[key])
     return metrics

@@ -167,19 +167,22 @@ def largest_remainder(weights: Sequence[float], total: int, caps: Sequence[int] 
 def order_by_score(scores: np.ndarray, prefer: str) -> np.ndarray:
     """Positions of ``scores`` from most to least preferred; ties go to the lower position.
 
-    ``high``: largest first; ``low``: smallest first; ``middle``: closest to the median first.
+    ``high``: largest first; ``low``: smallest first; ``middle``: closest to the median (of the
+    finite scores) first. A NaN/inf score (a failed forward pass) is never preferred: those positions
+    come last, whatever ``prefer`` says.
     """
     scores = np.asarray(scores, dtype=np.float64)
     positions = np.arange(len(scores))
+    finite = np.isfinite(scores)
     if prefer == "high":
         key = -scores
     elif prefer == "low":
         key = scores
     elif prefer == "middle":
-        key = np.abs(scores - np.median(scores)) if len(scores) else scores
+        key = np.abs(scores - np.median(scores[finite])) if finite.any() else scores
     else:
         raise SelectionError(f"selection.options.prefer must be high, low or middle, got '{prefer}'")
-    return np.lexsort((positions, key))
+    return np.lexsort((positions, np.where(finite, key, 0.0), ~finite))
 
 
 def check_options(name: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -247,10 +250,19 @@ def finish_selection(
     all_scores: np.ndarray | None,
     info: dict[str, Any] | None = None,
 ) -> Selection:
-    """Sort the kept rows by record index (the manifest order) and build the Selection."""
+    """Sort the kept rows by record index (the manifest order) and build the Selection.
+
+    Non-finite scores are counted into ``info`` (``nan_scores`` over all records, ``nan_kept`` among
+    the kept ones), which the manifest header and the report carry.
+    """
     kept = np.asarray(kept, dtype=np.int64)
     if len(np.unique(kept)) != len(kept):
         raise AssertionError("selector kept a record twice")
+    info = dict(info or {})
+    if all_scores is not None:
+        bad = ~np.isfinite(np.asarray(all_scores, dtype=np.float64))
+        if bad.any():
+            info.update(nan_scores=int(bad.sum()), nan_kept=int(bad[kept].sum()))
     order = np.argsort(kept, kind="stable")
     return Selection(
         indices=kept[order],
@@ -259,5 +271,5 @@ def finish_selection(
         rank_in_cluster=np.asarray(rank, dtype=np.int64)[order],
         all_clusters=None if all_clusters is None else np.asarray(all_clusters, dtype=np.int64),
         all_scores=None if all_scores is None else np.asarray(all_scores, dtype=np.float64),
-        info=dict(info or {}),
+        info=info,
     )

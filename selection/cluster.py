@@ -9,8 +9,10 @@ Two methods:
   ``train_points_per_centroid * K`` seeded random rows (read in ascending-index chunks), as faiss
   caps its training sample per centroid; every row is still assigned.
 - ``faiss``: faiss spherical k-means (COINCIDE's choice: unit vectors, cosine). faiss trains on an
-  in-memory sample, so the sample is gathered chunk by chunk (at most ``max_points_per_centroid`` per
-  cluster, as faiss itself does, and at most ``train_bytes`` of float32).
+  in-memory sample, gathered chunk by chunk (at most ``max_points_per_centroid`` per cluster, as
+  faiss itself does, shrunk to ``train_bytes`` of float32 but never below 39 rows per centroid). A
+  sample that cannot be held is trained by a streamed spherical Lloyd instead (``faiss_train_rows``);
+  ``Clustering.info`` says how many rows trained and whether a cap applied.
 
 Assignment (label and distance to the own centroid) is always one streamed pass over the rows.
 Everything is deterministic given the seed (sample order, k-means init, chunking).
@@ -18,6 +20,7 @@ Everything is deterministic given the seed (sample order, k-means init, chunking
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import time
@@ -28,6 +31,8 @@ from typing import Union
 import numpy as np
 
 from selection.budget import SelectionError
+
+log = logging.getLogger(__name__)
 
 FeatureSource = Union[np.ndarray, Iterable[np.ndarray]]  # noqa: UP007 (a runtime alias; py3.10 floor)
 
@@ -47,6 +52,9 @@ CHUNK_BYTES = 256 << 20
 # adjusted Rand vs the uncapped labels 0.919 at cap 32, near the seed-to-seed level (uncapped seed 1 vs
 # seed 0: 0.925, inertia +0.1%). 32 halves the training rows at the auto K for +1.7% inertia.
 TRAIN_POINTS_PER_CENTROID = 32
+# faiss warns below 39 training rows per centroid ("please provide at least 39*k training points"):
+# the faiss training sample is never capped below this.
+MIN_POINTS_PER_CENTROID = 39
 # ... but never fewer than this many mini-batches (at small K a per-centroid cap would leave k-means++
 # on the first batch and no mini-batch steps at all).
 MIN_TRAIN_BATCHES = 16
@@ -64,6 +72,7 @@ class Clustering:
     distance: np.ndarray
     method: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds: train, assign
+    info: dict = field(default_factory=dict)  # training sample: kmeans_train_rows, kmeans_train_cap (when capped)
 
     @property
     def k(self) -> int:
@@ -272,9 +281,69 @@ def _fit_minibatch(
     return km.cluster_centers_.astype(np.float32)
 
 
-def _fit_faiss(
-    features: np.ndarray, k: int, seed: int, niter: int, max_points_per_centroid: int, train_bytes: int
+def faiss_train_rows(n: int, k: int, dim: int, max_points_per_centroid: int, train_bytes: int) -> tuple[int, bool]:
+    """Rows spherical k-means trains on, and whether they are streamed from disk.
+
+    faiss's own rule (and so the official COINCIDE code's) is ``min(n, max_points_per_centroid * k)``.
+    When that sample is larger than ``train_bytes`` of float32 it shrinks to what fits, but never below
+    ``MIN_POINTS_PER_CENTROID * k`` rows (or all rows): fewer clusters the centroids measurably worse
+    (at 665k x 20,480 and K = 10,000, 2 GiB is 2.6 rows per centroid). A sample that must be larger
+    than ``train_bytes`` is streamed (Lloyd iterations over chunks) instead of held in memory.
+    """
+    wanted = min(n, max_points_per_centroid * k)
+    fits = max(1, train_bytes // (4 * max(dim, 1)))
+    if wanted <= fits:
+        return wanted, False
+    m = max(fits, min(n, MIN_POINTS_PER_CENTROID * k))
+    return m, m > fits
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # in place: it can be GBs
+    return x
+
+
+def _fit_spherical_streamed(
+    features: FeatureSource, picked: np.ndarray, k: int, seed: int, niter: int, chunk_rows: int
 ) -> np.ndarray:
+    """Spherical k-means (Lloyd) on the rows ``picked``, re-read chunk by chunk every iteration.
+
+    Initialised on ``k`` seeded random rows of the sample, as faiss; a cluster left empty keeps its
+    centroid. Only ``k x d`` sums are held, so the sample may be larger than memory.
+    """
+    rng = np.random.default_rng(seed)
+    init = np.sort(rng.choice(picked, size=k, replace=False))
+    centroids = _unit(next(iter_sampled_chunks(features, init, len(init))).copy())
+    for _ in range(niter):
+        sums = np.zeros(centroids.shape, dtype=np.float64)
+        counts = np.zeros(k, dtype=np.int64)
+        for block in iter_sampled_chunks(features, picked, chunk_rows):
+            block = _unit(np.array(block, dtype=np.float32))
+            labels = np.argmax(block @ centroids.T, axis=1)
+            order = np.argsort(labels, kind="stable")
+            present, starts = np.unique(labels[order], return_index=True)
+            sums[present] += np.add.reduceat(block[order], starts, axis=0)
+            counts[present] += np.diff(np.r_[starts, len(order)])
+        filled = counts > 0
+        centroids[filled] = _unit(sums[filled].astype(np.float32))
+    return centroids
+
+
+def _fit_faiss(
+    features: FeatureSource, n: int, dim: int, k: int, seed: int, niter: int, max_points_per_centroid: int,
+    train_bytes: int, chunk_rows: int,
+) -> tuple[np.ndarray, dict]:
+    m, streamed = faiss_train_rows(n, k, dim, max_points_per_centroid, train_bytes)
+    picked = np.arange(n) if m >= n else np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+    info = {"kmeans_train_rows": int(m)}
+    wanted = min(n, max_points_per_centroid * k)
+    if m < wanted:
+        info["kmeans_train_cap"] = (f"trained on {m} of the {wanted} rows faiss would sample "
+                                    f"({m / k:.1f} per centroid; cap train_bytes={train_bytes})")
+        log.warning("k-means: %s", info["kmeans_train_cap"])
+    if streamed:
+        info["kmeans_streamed"] = True
+        return _fit_spherical_streamed(features, picked, k, seed, niter, chunk_rows), info
     try:
         import faiss
     except ImportError as err:  # optional extra
@@ -282,14 +351,11 @@ def _fit_faiss(
             "selection.cluster_method=faiss needs faiss: pip install 'geotune[faiss]' (faiss-cpu), "
             "or use selection.cluster_method=minibatch"
         ) from err
-    d = features.shape[1]
-    m = min(len(features), max_points_per_centroid * k, max(k, train_bytes // (4 * d)))
-    sample = sample_rows(features, m, seed)
-    sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)  # in place: it can be GBs
-    km = faiss.Kmeans(d, k, niter=niter, spherical=True, seed=seed, verbose=False,
+    sample = np.concatenate(list(iter_sampled_chunks(features, picked, chunk_rows))) if m else np.zeros((0, dim), np.float32)
+    km = faiss.Kmeans(dim, k, niter=niter, spherical=True, seed=seed, verbose=False,
                       max_points_per_centroid=max_points_per_centroid)
-    km.train(np.ascontiguousarray(sample))
-    return np.asarray(km.centroids, dtype=np.float32)
+    km.train(np.ascontiguousarray(_unit(sample)))
+    return np.asarray(km.centroids, dtype=np.float32), info
 
 
 def cluster_features(
@@ -310,7 +376,7 @@ def cluster_features(
 
     Args:
         features: ``(n, d)`` array, memmap (streamed), or iterable of shards (streamed; the list of
-            shards is re-read for each epoch; ``faiss`` concatenates shards in memory).
+            shards is re-read for each epoch).
         k: number of clusters (see ``resolve_clusters``).
         seed: k-means seed.
         method: ``minibatch`` or ``faiss``.
@@ -332,10 +398,13 @@ def cluster_features(
             raise SelectionError("no feature rows to cluster")
     chunk_rows = chunk_rows or default_chunk_rows((features if isinstance(features, np.ndarray) else features[0]).shape[1])
     start = time.perf_counter()
+    info: dict = {}
     if method == "faiss":
-        if not isinstance(features, np.ndarray):
-            features = np.concatenate([np.asarray(s) for s in features])
-        centroids = _fit_faiss(features, k, seed, niter, max_points_per_centroid, train_bytes)
+        n = len(features) if isinstance(features, np.ndarray) else sum(len(s) for s in features)
+        dim = (features if isinstance(features, np.ndarray) else features[0]).shape[1]
+        centroids, info = _fit_faiss(features, n, dim, k, seed, niter, max_points_per_centroid, train_bytes, chunk_rows)
+        if isinstance(features, list):
+            features = iter(features)
     else:
         centroids = _fit_minibatch(features, k, seed, batch_size, epochs, chunk_rows, train_points_per_centroid)
         if isinstance(features, list):
@@ -343,7 +412,7 @@ def cluster_features(
     trained = time.perf_counter()
     labels, distance = nearest_centroids(features, centroids, spherical=method == "faiss", chunk_rows=chunk_rows)
     timings = {"train": trained - start, "assign": time.perf_counter() - trained}
-    return Clustering(labels=labels, centroids=centroids, distance=distance, method=method, timings=timings)
+    return Clustering(labels=labels, centroids=centroids, distance=distance, method=method, timings=timings, info=info)
 
 
 def members_by_cluster(labels: np.ndarray, k: int) -> list[np.ndarray]:

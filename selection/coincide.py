@@ -11,8 +11,8 @@ half, then language half), layers concatenated. The steps, with DESIGN.md's cons
    ordered pairs (x, y) of the cluster, self-pairs included (so a singleton has density 1). Clusters
    larger than ``max_rows`` use a seeded random sub-sample of ``max_rows`` rows (documented estimate);
 4. ``P = softmax((S / D) / tau)``, tau = 0.1; clusters in descending P take ``round(remaining * P_i)``
-   (round half up) capped at their size, P renormalised over the clusters not yet visited after each
-   step. If caps leave budget unspent, the same pass repeats over clusters with room, so the total is
+   (round half to even, as the official code) capped at their size, P renormalised over the clusters
+   not yet visited (suffix sums). If caps leave budget unspent, the same pass repeats over clusters with room, so the total is
    exactly the budget;
 5. inside each cluster, greedy MMD-critic prototypes (Kim et al. 2016) with the same RBF kernel; a
    cluster larger than ``max_rows`` runs MMD on a seeded sub-sample of ``max_rows`` rows, and a count
@@ -98,33 +98,41 @@ def softmax(z: np.ndarray) -> np.ndarray:
 def allocate_budget(p: np.ndarray, sizes: np.ndarray, total: int) -> np.ndarray:
     """COINCIDE's sequential allocation of ``total`` samples over clusters (see module docstring).
 
+    Each visited cluster takes ``round(remaining * p_c / sum(p over clusters not yet visited))``,
+    rounded half to even (the official code's Python ``round``), capped at its room. The shares come
+    from suffix sums over the unvisited clusters, not from a running ``mass -= p_c`` that cancels to
+    noise when P is very peaked. ``share <= 1`` and the last open cluster of a pass gets share 1, so a
+    pass never overspends, and each pass either spends the rest or fills its last cluster: at most
+    one pass per cluster.
+
     Args:
         p: cluster probabilities (sum 1).
         sizes: cluster sizes (caps).
         total: the budget; must not exceed ``sizes.sum()``.
 
     Returns:
-        Per-cluster counts summing to ``total`` exactly.
+        Per-cluster counts summing to ``total`` exactly, each in ``[0, sizes[c]]``.
     """
     p = np.asarray(p, dtype=np.float64)
     sizes = np.asarray(sizes, dtype=np.int64)
     if total > sizes.sum():
         raise SelectionError(f"budget {total} exceeds the {int(sizes.sum())} records")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise SelectionError("cluster probabilities must be finite and >= 0")
     order = np.lexsort((np.arange(len(p)), -p))  # descending P, ties to the lower cluster index
     counts = np.zeros(len(p), dtype=np.int64)
     remaining = int(total)
     while remaining > 0:
-        open_clusters = [c for c in order if counts[c] < sizes[c]]
-        mass = float(sum(p[c] for c in open_clusters))
+        open_clusters = order[counts[order] < sizes[order]]
+        mass_left = np.cumsum(p[open_clusters][::-1])[::-1]  # sum of p over this and later clusters
         for pos, c in enumerate(open_clusters):
             if remaining == 0:
                 break
-            # renormalised over the clusters not yet visited in this pass (the last one gets 1)
-            share = p[c] / mass if mass > 0 else 1.0 / (len(open_clusters) - pos)
-            take = min(int(np.floor(remaining * share + 0.5)), int(sizes[c] - counts[c]))
+            # p_c <= its own suffix sum in floating point too, so share <= 1; an all-zero tail is shared evenly
+            share = p[c] / mass_left[pos] if mass_left[pos] > 0 else 1.0 / (len(open_clusters) - pos)
+            take = min(round(remaining * share), int(sizes[c] - counts[c]))
             counts[c] += take
             remaining -= take
-            mass -= p[c]
     return counts
 
 
@@ -196,7 +204,7 @@ def select_coincide(inputs: SelectionInputs, options: dict[str, Any]) -> Selecti
         kept, cluster, score, rank = _prototypes_per_cluster(features, members, counts, options, rng)
     all_scores = (s / density)[clustering.labels]
     selection = finish_selection(kept, cluster, score, rank, clustering.labels, all_scores,
-                                 {"clusters": k, "cluster_method": method})
+                                 {"clusters": k, "cluster_method": method, **clustering.info})
     timings.update({f"cluster.{k}": v for k, v in clustering.timings.items()})
     selection.timings = timings
     return selection

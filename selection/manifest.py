@@ -79,7 +79,7 @@ def build_header(
 
 def manifest_rows(selection: Selection, ids: Sequence[str]) -> list[dict[str, Any]]:
     return [
-        {"id": ids[i], "cluster": int(c), "score": round(float(s), 8), "rank_in_cluster": int(r)}
+        {"id": ids[i], "cluster": int(c), "score": round(float(s), 8) if np.isfinite(s) else None, "rank_in_cluster": int(r)}
         for i, c, s, r in zip(selection.indices.tolist(), selection.cluster, selection.score, selection.rank_in_cluster, strict=True)
     ]
 

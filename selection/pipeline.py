@@ -4,6 +4,12 @@
 *.png, report.html, report_assets/}`` and returns the manifest path. A manifest whose header ``config_hash`` equals the hash of the
 relevant config (selection section, feature config and model when used) and of the data (ids and
 content of every record) is reused without recomputing anything.
+
+Under ``torchrun`` / ``accelerate launch`` every rank calls it (collectively): each rank extracts its
+shards of the features and signals (``selection.features.store``: shard k belongs to global rank
+``k % world_size``, global rank 0 merges), then global rank 0 alone selects and writes the manifest
+while the others wait for that file. The manifest is byte-identical to a one-process
+``geotune select`` of the same recipe. ``<run_dir>`` must be on a filesystem every rank sees.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +25,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from finetune.files import write_json_atomic
+from finetune.files import write_json_atomic, write_text_atomic
 from selection import get_selector
 from selection.budget import SelectionError, SelectionInputs, check_options, resolve_budget
 from selection.explorer import write_explorer
+from selection.features.store import data_fingerprint, model_fingerprint
 from selection.manifest import (
     ManifestError,
     build_header,
@@ -49,8 +57,18 @@ def data_digest(records) -> str:
     return h.hexdigest()
 
 
-def selection_config_hash(cfg: DictConfig, records, needs: frozenset[str]) -> str:
+def selection_config_hash(cfg: DictConfig, records, needs: frozenset[str], data=None) -> str:
     """Hash of everything the selection result depends on (16 hex digits)."""
+    return hash_parts(selection_config_parts(cfg, records, needs, data))
+
+
+def hash_parts(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def selection_config_parts(cfg: DictConfig, records, needs: frozenset[str], data=None) -> dict[str, Any]:
+    """What ``selection_config_hash`` hashes (written as ``selection/config_hash_parts.json``, to see
+    why a manifest was or was not reused)."""
     sel = cfg.selection
     parts: dict[str, Any] = {
         "method": sel.method,
@@ -58,15 +76,17 @@ def selection_config_hash(cfg: DictConfig, records, needs: frozenset[str]) -> st
         "seed": int(sel.seed),
         "clusters": int(sel.clusters),
         "cluster_method": sel.cluster_method,
-        "options": _plain(sel.options),
+        # where signals are cached does not change them (a shared and a private cache give one manifest)
+        "options": {k: v for k, v in (_plain(sel.options) or {}).items() if k != "cache_dir"},
         "data": data_digest(records),
+        "data_files": data_fingerprint(records, data),  # images regenerated in place: a new hash
     }
     if "features" in needs:
         parts["features"] = {k: v for k, v in _plain(sel.features).items() if k not in ("batch_size", "cache_dir")}
     if needs & set(SIGNAL_NEEDS) or ("features" in needs and sel.features.backend != "text"):
         parts["model"] = {k: _plain(cfg.model[k]) for k in ("path", "adapter", "dtype", "max_dynamic_patch")}
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+        parts["model_files"] = model_fingerprint(cfg.model.path)  # new weights at the same path: a new hash
+    return parts
 
 
 def record_lengths(records) -> np.ndarray:
@@ -116,7 +136,10 @@ def compute_inputs(cfg: DictConfig, data, selector, timings: dict[str, float]) -
         from selection.signals import loss_scores
 
         start = time.perf_counter()
-        inputs.signals.update({k: np.asarray(v) for k, v in loss_scores(records, data, cfg.model).items()})
+        # Sharded like the features (several shards per rank under torchrun), cached beside them.
+        scores = loss_scores(records, data, cfg.model, shard_size=int(sel.features.shard_size),
+                             cache_root=str(Path(sel.features.cache_dir).parent / "signals"))
+        inputs.signals.update({k: np.asarray(v) for k, v in scores.items()})
         timings["signals"] = timings.get("signals", 0.0) + time.perf_counter() - start
     if "lengths" in needs:
         inputs.lengths = record_lengths(records)
@@ -165,6 +188,8 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
     Raises:
         SelectionError: unknown method / option, bad budget, missing inputs (naming the recipe key).
     """
+    from selection.features.store import process_state
+
     sel = cfg.selection
     if sel.manifest:
         path = Path(sel.manifest)
@@ -181,15 +206,59 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
         raise SelectionError("no training records to select from (check data.datasets)")
     out_dir = Path(cfg.run_dir) / "selection"
     path = out_dir / "manifest.jsonl"
-    config_hash = selection_config_hash(cfg, records, selector.needs)
-    if not force and cached_manifest(path, config_hash):
+    parts = selection_config_parts(cfg, records, selector.needs, data)
+    config_hash = hash_parts(parts)
+    state = process_state()
+    reuse = not force and cached_manifest(path, config_hash)
+    if state.num_processes > 1:
+        if state.is_main_process:
+            (out_dir / FAILED).unlink(missing_ok=True)
+        state.wait_for_everyone()  # every rank has decided before any rank can write a manifest
+    if reuse:
         log.info("selection: reusing %s (config hash %s)", path, config_hash)
         return path
 
     if resolve_budget(float(sel.keep), len(records)) == 0:  # before features: an empty selection is no result
         raise SelectionError(f"selection.keep={sel.keep} keeps 0 of {len(records)} records; raise selection.keep")
     timings: dict[str, float] = {}
-    inputs = compute_inputs(cfg, data, selector, timings)
+    inputs = compute_inputs(cfg, data, selector, timings)  # collective: every rank computes its shards
+    if not state.is_main_process:
+        wait_for_manifest(path, config_hash)
+        return path
+    try:
+        write_json_atomic(out_dir / "config_hash_parts.json", parts, indent=1, sort_keys=True)
+        return _select_and_write(cfg, selector, inputs, timings, path, config_hash, data)
+    except BaseException as err:
+        if state.num_processes > 1:  # tell the ranks waiting for the manifest
+            write_text_atomic(out_dir / FAILED, f"{type(err).__name__}: {err}\n")
+        raise
+
+
+# Written by global rank 0 when selection fails, so the ranks waiting for the manifest stop too.
+FAILED = "selection_failed.txt"
+# How often the other ranks look for the manifest. They poll the file instead of waiting in a
+# collective barrier: selection on 665k records (k-means with K = 10,000) can outlast any distributed
+# timeout, and a rank killed on the way is noticed by the launcher, which stops the others.
+POLL_SECONDS = float(os.environ.get("GEOTUNE_SELECTION_POLL_SECONDS", "2"))
+
+
+def wait_for_manifest(path: Path, config_hash: str) -> None:
+    """Block until global rank 0 has written the manifest for ``config_hash`` (or said it failed)."""
+    failed = path.parent / FAILED
+    while True:
+        if failed.exists():
+            raise SelectionError(f"selection failed on global rank 0: {failed.read_text().strip()} (see its log)")
+        if cached_manifest(path, config_hash):
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def _select_and_write(cfg, selector, inputs: SelectionInputs, timings: dict[str, float], path: Path,
+                      config_hash: str, data) -> Path:
+    """Run the selector on the computed inputs; write manifest, report and timings (one process)."""
+    sel = cfg.selection
+    ids = [r.id for r in data.records]
+    out_dir, n_total = path.parent, len(ids)
     start = time.perf_counter()
     selection = selector(inputs)
     timings["select"] = time.perf_counter() - start
@@ -197,13 +266,14 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
 
     start = time.perf_counter()
     header = build_header(
-        selection, n_total=len(records), method=sel.method, seed=int(sel.seed), budget=float(sel.keep),
-        config_hash=config_hash, tasks=inputs.tasks, sources=inputs.sources, options=inputs.options,
+        selection, n_total=n_total, method=sel.method, seed=int(sel.seed), budget=float(sel.keep),
+        config_hash=config_hash, tasks=inputs.tasks, sources=inputs.sources,
+        options={k: v for k, v in inputs.options.items() if k != "cache_dir"},  # a location, not a setting
     )
-    write_manifest(path, header, manifest_rows(selection, [r.id for r in records]))
+    write_manifest(path, header, manifest_rows(selection, ids))
     timings["manifest"] = time.perf_counter() - start
     if sel.report:
         write_reports(out_dir, cfg, data, selection, header, timings, inputs)
     write_json_atomic(out_dir / "timings.json", timings, sort_keys=True)
-    log.info("selection: kept %d of %d records -> %s", len(selection), len(records), path)
+    log.info("selection: kept %d of %d records -> %s", len(selection), n_total, path)
     return path

@@ -159,6 +159,8 @@ def write_report(
         f"- kept **{header['n_kept']}** of {n} records (budget `{header['budget']}`, seed {header['seed']})",
         f"- config hash `{header['config_hash']}`",
         "- look at the kept and dropped records, cluster by cluster: [report.html](report.html)",
+        *([f"- **{header['info']['nan_scores']} records had a NaN/inf score** (a failed forward pass): ranked "
+           f"last, {header['info']['nan_kept']} of them kept"] if header["info"].get("nan_scores") else []),
         f"- options `{header['options']}`; {', '.join(f'{k}={v}' for k, v in sorted(header['info'].items())) or 'no extra info'}",
         "",
         "| stage | seconds |",

@@ -17,8 +17,8 @@ Options (``selection.options``; unknown keys are left to the selector):
 
 None of these is published; they are geotune's defaults (docs/selection.md says why).
 
-``loss_scores`` (COINCIDE's Perplexity and EL2N baselines): per sample, over the answer tokens only
-(the first answer and its end-of-turn token, after the adapter's chat prompt), the mean token
+``loss_scores`` (COINCIDE's Perplexity and EL2N baselines): per sample, over the tokens training
+supervises (every answer and its end-of-turn token, in the adapter's training encoding), the mean token
 cross-entropy ``loss`` (perplexity = exp(loss)) and ``el2n`` = mean over those tokens of
 ‖softmax(z_t) − onehot(y_t)‖₂.
 
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from selection.features.inputs import ModelRunner, prefetched_samples
+from selection.features.inputs import ENCODING, ModelRunner, prefetched_samples
 from selection.features.store import cache_key, data_fingerprint, model_fingerprint, run_sharded
 from selection.features.target import PooledStates
 from selection.perturb import parse_perturbation, perturb_sample, sample_seed
@@ -76,7 +76,7 @@ def distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def _sharded_signal(name, records, data, model_cfg, parts, shard_size, cache_root, compute_rows, on_shard_done):
-    key = cache_key({"data": data_fingerprint(records, data), "model": model_fingerprint(model_cfg.path),
+    key = cache_key({"data": data_fingerprint(records, data), "model": model_fingerprint(model_cfg.path), "encoding": ENCODING,
                      "adapter": model_cfg.adapter, "dtype": model_cfg.dtype, "shard_size": shard_size, **parts})
     entry = Path(cache_root) / f"{name}-{key}"
     return run_sharded(entry, len(records), shard_size, compute_rows, dtype="float32", desc=name,
@@ -91,7 +91,11 @@ def shift_scores(
     *,
     on_shard_done: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Adaptive-shift translation per record, shape (N,), float32, >= 0 (see the module docstring)."""
+    """Adaptive-shift translation per record, shape (N,), float32, >= 0 (see the module docstring).
+
+    A record whose forward pass gave NaN/inf keeps a NaN score (counted as ``nan_rows`` in the cache
+    report); selectors rank it last and the manifest header counts it (``info.nan_scores``).
+    """
     opts = shift_options(options)
     perturbation = parse_perturbation(opts["perturbation"])
     loaded: dict[str, PooledStates] = {}
@@ -109,9 +113,8 @@ def shift_scores(
             perturbed = [perturb_sample(s, perturbation, seed) for s, seed in zip(originals, seeds, strict=True)]
             phi = pool(originals + perturbed)
             out[idx, 0] = distance(phi[: len(idx)], phi[len(idx) :], opts["distance"]).cpu().numpy()
-        bad = ~np.isfinite(out[:, 0])
-        out[bad] = 0.0
-        return out, {"nan_rows": int(bad.sum())}
+        # Kept as NaN (not 0, which `prefer: low` would rank best): selection ranks them last and counts them.
+        return out, {"nan_rows": int((~np.isfinite(out[:, 0])).sum())}
 
     parts = {k: opts[k] for k in ("perturbation", "distance", "shift_layers", "shift_pooling", "perturbation_seed")}
     values = _sharded_signal("shift", records, data, model_cfg, parts, int(opts["shard_size"]), opts["cache_dir"],
@@ -119,29 +122,24 @@ def shift_scores(
     return np.array(values[:, 0])
 
 
-def answer_token_mask(attention_mask: torch.Tensor, answer_lengths: list[int]) -> torch.Tensor:
-    """(B, T) bool: the last ``answer_lengths[b]`` real tokens of each left-padded row."""
-    t = attention_mask.shape[1]
-    lengths = torch.tensor(answer_lengths, device=attention_mask.device).unsqueeze(1)
-    positions = torch.arange(t, device=attention_mask.device).unsqueeze(0)
-    return attention_mask.bool() & (positions >= t - lengths)
-
-
 @torch.inference_mode()
-def answer_losses(runner: ModelRunner, samples) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Per-sample mean answer-token cross-entropy and EL2N, and how many rows' answer tail mismatched.
+def answer_losses(runner: ModelRunner, samples) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample mean cross-entropy and EL2N over the tokens training supervises (every answer and its
+    end-of-turn token, from the adapter's training encoding).
 
-    Left padding puts every answer at the right edge, so only the last ``max answer length + 1``
-    logits are needed (``logits_to_keep`` when the model supports it).
+    Left padding puts the last answer at the right edge, so only the logits from the first supervised
+    position of the batch on are computed (``logits_to_keep`` when the model supports it).
     """
-    batch = runner.encode(samples)
-    lengths = runner.answer_lengths(samples)
-    window = max(lengths) + 1
-    kwargs = {"logits_to_keep": window} if "logits_to_keep" in inspect.signature(runner.model.forward).parameters else {}
-    logits = runner.model(**batch, use_cache=False, **kwargs).logits[:, -window:-1].float()
-    ids = batch["input_ids"]
-    targets = ids[:, -window + 1 :]
-    mask = answer_token_mask(batch["attention_mask"], lengths)[:, -window + 1 :]
+    batch, labels = runner.encode_with_labels(samples)
+    width = labels.shape[1]
+    supervised = labels != -100
+    first = int(supervised.float().argmax(dim=1).min()) if supervised.any() else width - 1
+    first = max(first, 1)
+    keep = width - first + 1  # logits at positions first-1 .. width-2 predict tokens first .. width-1
+    kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(runner.model.forward).parameters else {}
+    logits = runner.model(**batch, use_cache=False, **kwargs).logits[:, -keep:-1].float()
+    targets = batch["input_ids"][:, first:]
+    mask = supervised[:, first:]
     log_probs = torch.log_softmax(logits, dim=-1)
     token_loss = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     error = log_probs.exp()
@@ -150,11 +148,7 @@ def answer_losses(runner: ModelRunner, samples) -> tuple[torch.Tensor, torch.Ten
     count = mask.sum(dim=1).clamp(min=1)
     loss = torch.where(mask, token_loss, 0.0).sum(1) / count
     el2n = torch.where(mask, token_el2n, 0.0).sum(1) / count
-    # The answer's own tokenisation should equal the tail of the full sequence; count any row where
-    # a merge across the prompt/answer boundary made them differ (the mask then is off by a token).
-    tails = runner.tokenizer([s.answer + runner.end_of_turn for s in samples], add_special_tokens=False)["input_ids"]
-    mismatched = sum(ids[b, ids.shape[1] - len(t) :].tolist() != t for b, t in enumerate(tails))
-    return loss, el2n, mismatched
+    return loss, el2n
 
 
 def loss_scores(
@@ -175,12 +169,10 @@ def loss_scores(
             loaded["runner"] = ModelRunner(model_cfg)
         part = records[lo:hi]
         out = np.zeros((len(part), 2), dtype=np.float32)
-        mismatched = 0
         for idx, samples in prefetched_samples(part, data, batch_size):
-            loss, el2n, bad = answer_losses(loaded["runner"], samples)
+            loss, el2n = answer_losses(loaded["runner"], samples)
             out[idx, 0], out[idx, 1] = loss.cpu().numpy(), el2n.cpu().numpy()
-            mismatched += bad
-        return out, {"answer_boundary_mismatch_rows": mismatched}
+        return out, {}
 
     values = _sharded_signal("loss", records, data, model_cfg, {}, shard_size, cache_root, compute, on_shard_done)
     return {"loss": np.array(values[:, 0]), "el2n": np.array(values[:, 1])}

@@ -1,11 +1,12 @@
 """Turning records into model batches and running them: chat text, images, length-sorted batches,
 decoder-layer lookup, capturing layer inputs/outputs with hooks.
 
-A sample's text is the adapter's chat prompt for the *first* human turn (its ``<image>`` placeholders
-removed and re-inserted by the adapter, one per image) followed by the *first* answer and the
-tokenizer's end-of-turn token. Later turns of multi-turn conversations are not seen by the feature
-and signal models: a deliberate simplification (GeoChat's multi-turn records keep one image, and the
-first exchange names the task), documented in docs/selection.md.
+A sample is encoded exactly as training encodes it: the adapter's ``encode_for_training`` (every turn
+of the conversation, the family's own chat template, system message and end-of-turn tokens, image
+token runs), left-padded into a batch; its ``labels`` mark the answer tokens the loss signals score.
+InternLM2 / XComposer2 end a turn with ``[UNUSED_TOKEN_145]``, not eos, so a "first answer + eos"
+text would differ from what the model is trained on. A text perturbation rewrites the first human
+turn (``Sample.question``); the image placeholders then go in front of it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from finetune.batching import length_sorted_batches
-from finetune.data.records import IMAGE_TOKEN
+from finetune.data.records import IMAGE_TOKEN, Record
 from selection.features.prefetch import prefetched
 
 # Where decoder layers live in the model families geotune loads (HF-native InternVL/LLaVA/Qwen2-VL,
@@ -41,11 +42,14 @@ _PLACEHOLDER = re.compile(r"\s*" + re.escape(IMAGE_TOKEN) + r"\s*")
 
 @dataclass
 class Sample:
-    """What a model sees of one record: the question (no placeholders), the answer and the images."""
+    """What a model sees of one record: its first question (no placeholders; what text perturbations
+    change), first answer, images, and the whole conversation as the record has it."""
 
     question: str
     answer: str
     images: list = field(default_factory=list)
+    conversations: list = field(default_factory=list)
+    record_id: str = ""
 
 
 def strip_placeholders(text: str) -> str:
@@ -54,9 +58,20 @@ def strip_placeholders(text: str) -> str:
 
 
 def sample_from_record(record, data) -> Sample:
-    """Load a record's images (``data.load_image``) and take its first question and answer."""
+    """Load a record's images (``data.load_image``); keep its conversation and first question/answer."""
     images = [data.load_image(record, i) for i in range(len(record.images))]
-    return Sample(strip_placeholders(record.prompt), record.answer, images)
+    return Sample(strip_placeholders(record.prompt), record.answer, images, copy.deepcopy(record.conversations), record.id)
+
+
+def training_record(sample: Sample) -> Record:
+    """The record training would encode for ``sample`` (its first human turn rewritten when a text
+    perturbation changed the question)."""
+    convs = copy.deepcopy(sample.conversations) or [{"from": "human", "value": sample.question},
+                                                    {"from": "gpt", "value": sample.answer}]
+    if strip_placeholders(convs[0]["value"]) != sample.question:
+        convs[0]["value"] = f"{IMAGE_TOKEN}\n" * len(sample.images) + sample.question
+    names = [f"image{i}" for i in range(len(sample.images))]  # only their number matters to the encoder
+    return Record(id=sample.record_id or "sample", images=names, conversations=convs, source="selection")
 
 
 def length_key(record) -> tuple[int, int]:
@@ -169,9 +184,12 @@ class ModelRunner:
         self.image_token_id = self.adapter.image_token_id(self.model)
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer = tokenizer
-        # The assistant turn ends with the tokenizer's end-of-turn (eos) token in every chat template
-        # geotune supports; the loss signals supervise it as part of the answer.
-        self.end_of_turn = tokenizer.eos_token or ""
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        # Tiles per image: training's rule with this runner's budget (1: one tile, the cheapest).
+        self.tiling_cfg = copy.deepcopy(model_cfg)
+        self.tiling_cfg.max_dynamic_patch = max_patches
+        if hasattr(self.processor, "max_tiles"):  # remote-code families read the budget from the processor
+            self.processor.max_tiles = max_patches
 
     def run_for_hidden_states(self, batch) -> None:
         """Forward pass whose result is read by hooks: skip the LM head over all but one position."""
@@ -180,30 +198,41 @@ class ModelRunner:
         kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
         self.model(**batch, use_cache=False, **kwargs)
 
-    def texts(self, samples: Sequence[Sample], with_answer: bool = True) -> list[str]:
-        texts = []
-        for sample in samples:
-            prompt = self.adapter.generation_prompt(self.processor, sample.question, len(sample.images))
-            texts.append(prompt + sample.answer + self.end_of_turn if with_answer else prompt)
-        return texts
+    def encode_with_labels(self, samples: Sequence[Sample]):
+        """The training encoding of each sample (``adapter.encode_for_training``, never truncated),
+        left-padded into one batch on the model's device; and the (B, T) labels (-100: not supervised)."""
+        from transformers import BatchFeature
 
-    def encode(self, samples: Sequence[Sample], with_answer: bool = True):
-        """A left-padded batch on the model's device, pixel values in the model's dtype."""
-        batch = self.adapter.encode(
-            self.processor,
-            self.texts(samples, with_answer),
-            [list(s.images) for s in samples],
-            max_patches=self.max_patches if self.max_patches > 1 else None,
-        )
-        batch = batch.to(self.device)
+        rows = [self.adapter.encode_for_training(self.processor, training_record(s), list(s.images), ENCODE_MAX_LENGTH,
+                                                 model_cfg=self.tiling_cfg) for s in samples]
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        for b, row in enumerate(rows):
+            n = len(row["input_ids"])
+            ids[b, width - n :] = torch.tensor(row["input_ids"])
+            mask[b, width - n :] = 1
+            labels[b, width - n :] = torch.tensor(row["labels"])
+        batch = {"input_ids": ids, "attention_mask": mask}
+        for key in ("pixel_values", "image_flags"):
+            parts = [row[key] for row in rows if key in row]
+            if parts:
+                batch[key] = torch.cat(parts)
+        batch = BatchFeature(batch).to(self.device)
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
-        return batch
+        return batch, labels.to(self.device)
 
-    def answer_lengths(self, samples: Sequence[Sample]) -> list[int]:
-        """Tokens of each answer + end-of-turn, i.e. how many trailing tokens of a sample are supervised."""
-        tails = [s.answer + self.end_of_turn for s in samples]
-        return [len(ids) for ids in self.tokenizer(tails, add_special_tokens=False)["input_ids"]]
+    def encode(self, samples: Sequence[Sample]):
+        """``encode_with_labels`` without the labels: the batch the feature backends run."""
+        return self.encode_with_labels(samples)[0]
+
+
+# In cache keys: features and signals made with another encoding are never reused.
+ENCODING = "training-v1"
+# Selection never truncates a sample (a feature of half a conversation would be another sample's).
+ENCODE_MAX_LENGTH = 1 << 20
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -260,5 +289,6 @@ def model_backend_identity(name: str, model_cfg, features_cfg, **extra) -> dict:
         "dtype": model_cfg.dtype,
         "layers": list(features_cfg.layers),
         "max_patches": features_cfg.max_patches,
+        "encoding": ENCODING,
         **extra,
     }

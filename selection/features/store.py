@@ -43,15 +43,27 @@ def cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
+def file_identity(path) -> list:
+    """``[size, mtime_ns]`` of a file (``["missing"]`` when it cannot be read): regenerating or editing an
+    image changes it, without hashing every image of a 318k-record pool on every run."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ["missing"]
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def data_fingerprint(records, data) -> str:
-    """Hash of every record's id and resolved image paths, in order (row i = records[i])."""
+    """Hash of what decides each row, in order (row i = records[i]): the record's id, its conversation
+    text, and each image's resolved path and content identity (``file_identity``)."""
     digest = hashlib.sha256()
     image_path = getattr(data, "image_path", None)
     for record in records:
         digest.update(record.id.encode() + b"\0")
+        digest.update(json.dumps(record.conversations, sort_keys=True, ensure_ascii=False).encode() + b"\0")
         for i, rel in enumerate(record.images):
             path = image_path(record, i) if image_path is not None else rel
-            digest.update(str(path).encode() + b"\1")
+            digest.update(json.dumps([str(path), *file_identity(path)]).encode() + b"\1")
         digest.update(b"\2")
     return digest.hexdigest()
 

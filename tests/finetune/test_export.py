@@ -1,11 +1,11 @@
-"""`geotune export`: LoRA merge checked by logits after a reload from disk; XComposer2 refused."""
+"""`geotune export`: LoRA merge checked by logits after a reload from disk; XComposer2 merges exactly."""
 
 import json
 
 import pytest
 import torch
 
-from finetune.export import PLORA_REFUSAL, ExportError, export_merged, find_checkpoint, model_config
+from finetune.export import ExportError, find_checkpoint, model_config
 from geotune.cli import main
 from geotune.config import load_recipe, save_resolved
 
@@ -71,19 +71,68 @@ def test_copy_without_merge_ships_adapter_and_readme(lora_run, tmp_path):
     assert "PeftModel.from_pretrained" in readme and "<this folder>" in readme
 
 
-def test_xcomposer2_merge_is_refused_with_the_alternative(lora_run, tmp_path, capsys):
+def _xcomposer2_lora(standin_xcomposer2):
+    """The stand-in IXC2 with geotune's LoRA targets (non-zero B) and non-zero frozen Plora branches."""
+    from peft import LoraConfig, get_peft_model
+
+    from finetune.models.adapters import xcomposer2
+
+    cfg = load_recipe("rs_third", [f"model.path={standin_xcomposer2}", "model.dtype=float32", "model.vision_tower_path=null"])
+    model, processor = xcomposer2.load(cfg.model)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "Plora_B" in name:
+                param.normal_(std=0.5)  # the image-only branch is zero at init: make it matter
+    targets = xcomposer2.lora_targets(model, cfg.train.lora)  # rs_third's: wqkv, wo, w1, w2, w3
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=targets))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    return peft_model.eval(), processor
+
+
+def test_xcomposer2_lora_merges_exactly(standin_xcomposer2):
+    """Merged and unmerged logits agree on image and text tokens: the peft LoRA is dense, the model's own
+    Partial-LoRA (image tokens only) is frozen and left as it is by the merge (finetune/export.py)."""
+    from finetune.export import _logits, dummy_batch
+    from finetune.models.adapters import xcomposer2
+
+    model, processor = _xcomposer2_lora(standin_xcomposer2)
+    batch = dummy_batch(xcomposer2, processor)
+    _, im_mask = xcomposer2.image_embeds(model, batch["input_ids"], batch["pixel_values"])
+    assert 0 < int(im_mask.sum()) < im_mask.numel()  # image and text tokens both present
+    unmerged = _logits(xcomposer2, model, batch)
+    with model.disable_adapter():
+        base = _logits(xcomposer2, model, batch)
+    merged = _logits(xcomposer2, model.merge_and_unload(), batch)
+    assert (unmerged - base).abs().max() > 1e-2  # the LoRA changes the model
+    torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=1e-5)
+
+
+def test_xcomposer2_export_merge_agrees_with_eval(standin_xcomposer2, tmp_path):
+    from eval.api import load_checkpoint
+    from finetune.export import _logits, dummy_batch
+    from finetune.models.adapters import xcomposer2
+
+    model, processor = _xcomposer2_lora(standin_xcomposer2)
     run = tmp_path / "ixc2_run"
-    (run / "final").mkdir(parents=True)
-    (run / "final" / "adapter_config.json").write_text("{}")
-    cfg = load_recipe("rs_third", [f"run_dir={run}"])
+    model.save_pretrained(run / "final")
+    processor.save_pretrained(run / "final")  # as Trainer.save_model does
+    cfg = load_recipe("rs_third", [f"run_dir={run}", f"model.path={standin_xcomposer2}", "model.dtype=float32",
+                                   "model.vision_tower_path=null"])
     save_resolved(cfg)
-    assert main(["export", str(run), "--out", str(tmp_path / "out"), "--merge"]) == 2
-    err = capsys.readouterr().err
-    assert "Partial-LoRA" in err and "im_mask" in err and "without --merge" not in err and "no --merge" in err
-    assert not (tmp_path / "out").exists()
-    with pytest.raises(ExportError, match="PLoRA"):
-        export_merged(run / "final", tmp_path / "out", model_config(cfg, None))
-    assert "cannot be folded" in PLORA_REFUSAL
+    out = tmp_path / "merged"
+    assert main(["export", str(run), "--out", str(out), "--merge"]) == 0
+    info = json.loads((out / "export_info.json").read_text())
+    assert info["max_abs_logit_diff"] <= info["tolerance"]
+    evaluated, eval_processor, _ = load_checkpoint(cfg, run / "final")  # eval merges the same adapter
+    batch = dummy_batch(xcomposer2, eval_processor)
+    exported, _ = xcomposer2.load(load_recipe("rs_third", [f"model.path={out}", "model.dtype=float32",
+                                                          "model.vision_tower_path=null"]).model)
+    torch.testing.assert_close(_logits(xcomposer2, exported.eval(), batch), _logits(xcomposer2, evaluated, batch),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_base_override_and_checkpoint_resolution(lora_run, tmp_path):

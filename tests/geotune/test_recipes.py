@@ -123,3 +123,14 @@ def test_cpu_dry_run_config_is_two_deepspeed_processes_without_use_cpu():
     from finetune.distributed import check_cpu_config
 
     check_cpu_config(str(config))  # no optimizer section, no pinned memory
+
+
+def test_rs_coincide_uses_the_official_kmeans_seed():
+    assert load_recipe("rs_coincide").selection.seed == 1234
+
+
+def test_two_node_config_is_zero2_over_two_machines():
+    accel = yaml.safe_load((RECIPES_DIR / "accelerate" / "zero2_2node.yaml").read_text())
+    assert accel["num_machines"] == 2 and accel["num_processes"] % 2 == 0 and accel["distributed_type"] == "DEEPSPEED"
+    assert accel["deepspeed_config"]["deepspeed_config_file"] == "recipes/deepspeed/zero2.json"
+    assert {"main_process_ip", "main_process_port", "machine_rank"} <= set(accel)

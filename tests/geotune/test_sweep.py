@@ -35,7 +35,7 @@ def _fake_run(cfg):
     (run_dir / "final" / "eval").mkdir(parents=True)
     ratio = cfg.mix.general_ratio
     (run_dir / "final" / "eval" / "ucmerced.json").write_text(json.dumps({"accuracy": 50 - 10 * ratio, "n": 20}))
-    (run_dir / "train_summary.json").write_text(json.dumps({"train_seconds": 1.0 + ratio, "samples": 10}))
+    (run_dir / "train_summary.json").write_text(json.dumps({"train_seconds": 1.0 + ratio, "samples_seen": 10}))
 
 
 def test_sweep_writes_one_run_per_value_a_summary_and_plots(tmp_path):

@@ -144,3 +144,28 @@ def test_train_cap_limits_partial_fit_rows(tmp_path, clustered, monkeypatch):
     seen.clear()
     cluster_features(mm, 5, seed=0, batch_size=4, chunk_rows=64, train_points_per_centroid=None)
     assert sum(seen) == 3000  # no cap: one epoch over every row
+
+
+def test_faiss_training_sample_never_below_39_rows_per_centroid():
+    # The paper's scale: 665k x 20,480 float32, K = 10,000. A 2 GiB cap would give 26,214 rows (2.6 per
+    # centroid); the sample stays at 39 per centroid and is streamed, since it does not fit 2 GiB.
+    from selection.cluster import faiss_train_rows
+
+    assert faiss_train_rows(665_000, 10_000, 20_480, 256, 2 << 30) == (390_000, True)
+    assert faiss_train_rows(665_000, 1_000, 2_048, 256, 2 << 30) == (256_000, False)  # fits: faiss's own cap
+    assert faiss_train_rows(665_000, 10_000, 512, 256, 2 << 30) == (665_000, False)  # all rows fit 2 GiB
+    assert faiss_train_rows(20_000, 1_000, 20_480, 256, 2 << 30) == (20_000, False)  # all rows
+
+
+def test_streamed_spherical_kmeans_when_the_sample_does_not_fit(tmp_path, clustered):
+    x, truth = clustered(800, 8, 16, seed=3, noise=0.1)
+    mm = _memmap(tmp_path, x)
+    # 100 rows fit train_bytes; 39 * 8 = 312 are needed: streamed, and the report is told so
+    c = cluster_features(mm, 8, seed=2, method="faiss", chunk_rows=64, train_bytes=4 * 16 * 100)
+    assert c.info["kmeans_train_rows"] == 312 and c.info["kmeans_streamed"]
+    assert "312 of the 800 rows" in c.info["kmeans_train_cap"]
+    assert adjusted_rand_score(truth, c.labels) > 0.95
+    np.testing.assert_allclose(np.linalg.norm(c.centroids, axis=1), 1.0, atol=1e-5)
+    shards = [mm[:300], mm[300:]]
+    d = cluster_features(shards, 8, seed=2, method="faiss", chunk_rows=64, train_bytes=4 * 16 * 100)
+    np.testing.assert_array_equal(c.labels, d.labels)  # shards and one memmap: the same sample and result

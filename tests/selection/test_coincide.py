@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from selection.budget import SelectionError
 from selection.coincide import (
@@ -71,8 +74,63 @@ def test_allocation_second_pass_when_last_cluster_is_capped():
     assert allocate_budget(np.array([0.6, 0.4]), np.array([10, 1]), 5).tolist() == [4, 1]
 
 
-def test_allocation_rounds_half_up_and_breaks_ties_by_index():
+def test_allocation_rounds_half_to_even_and_breaks_ties_by_index():
+    # the official code's Python round(): round(1.5) = 2, round(2.5) = 2
     assert allocate_budget(np.array([0.5, 0.5]), np.array([10, 10]), 3).tolist() == [2, 1]
+    assert allocate_budget(np.array([0.5, 0.5]), np.array([10, 10]), 5).tolist() == [2, 3]
+
+
+def _peaked_case(seed: int, k: int = 1000):
+    """A K = 1,000 case with softmax logits of scale 5-80 (low temperature / uneven S/D ratios)."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 100, size=k)
+    p = softmax(rng.normal(size=k) * rng.uniform(5, 80))
+    return p, sizes, int(sizes.sum() * 0.2)
+
+
+def _allocate_or_hang(p, sizes, total):
+    """allocate_budget in a thread: a running-mass implementation looped forever on these inputs."""
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(counts=allocate_budget(p, sizes, total)), daemon=True)
+    worker.start()
+    worker.join(timeout=900)  # catches a hang only; the call takes milliseconds
+    assert not worker.is_alive(), "allocate_budget did not return"
+    return result["counts"]
+
+
+@pytest.mark.parametrize("seed", [135, 164])  # a running `mass -= p` gave a count of -1 on these
+def test_allocation_never_negative_on_peaked_probabilities(seed):
+    p, sizes, total = _peaked_case(seed)
+    counts = _allocate_or_hang(p, sizes, total)
+    assert counts.sum() == total and counts.min() >= 0 and (counts <= sizes).all()
+
+
+@pytest.mark.parametrize("seed", [128, 139])  # every share rounded to 0 and the old loop never ended
+def test_allocation_returns_on_peaked_probabilities(seed):
+    p, sizes, total = _peaked_case(seed)
+    counts = _allocate_or_hang(p, sizes, total)
+    assert counts.sum() == total and counts.min() >= 0 and (counts <= sizes).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    k=st.integers(1, 400),
+    scale=st.floats(0.0, 200.0),
+    seed=st.integers(0, 2**32 - 1),
+    keep=st.floats(0.0, 1.0),
+    empty_share=st.floats(0.0, 0.5),
+)
+def test_allocation_properties_on_random_peaked_distributions(k, scale, seed, keep, empty_share):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(0, 80, size=k) * (rng.random(k) >= empty_share)
+    if sizes.sum() == 0:
+        sizes[0] = 1
+    p = softmax(rng.standard_cauchy(size=k) * scale) * (sizes > 0)  # heavy tails: very uneven P
+    p = p / p.sum() if p.sum() > 0 else (sizes > 0) / (sizes > 0).sum()
+    total = int(round(keep * sizes.sum()))
+    counts = _allocate_or_hang(p, sizes, total)
+    assert counts.sum() == total
+    assert (counts >= 0).all() and (counts <= sizes).all()
 
 
 def test_allocation_is_exact_on_random_cases():

@@ -38,7 +38,7 @@ def calls(monkeypatch, clustered):
         counts["shift_options"] = options
         return np.linspace(0.0, 1.0, len(records))[::-1].copy()
 
-    def loss_scores(records, data, model_cfg):
+    def loss_scores(records, data, model_cfg, **kwargs):
         counts["loss"] += 1
         x = np.arange(len(records), dtype=np.float64)
         return {"loss": x / len(records), "el2n": (x % 5) / 5}
@@ -169,3 +169,19 @@ def test_a_budget_that_keeps_nothing_fails_before_any_feature(tmp_path, calls, r
         run_selection(_cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=61"), FakeData(records(60)))
     assert calls["features"] == 0 and calls["shift"] == 0
     assert not (tmp_path / "selection" / "manifest.jsonl").exists()
+
+
+def test_nan_shift_scores_are_counted_reported_and_never_kept_first(tmp_path, calls, records, monkeypatch):
+    import selection.signals
+
+    def shift_with_nans(records, data, model_cfg, options=None):
+        shift = np.linspace(0.0, 1.0, len(records))
+        shift[:6] = np.nan  # failed forward passes; as 0 they would be the lowest shifts, kept first
+        return shift
+
+    monkeypatch.setattr(selection.signals, "shift_scores", shift_with_nans)
+    cfg = _cfg(tmp_path, "selection.method=adaptive_shift", "selection.keep=0.25")
+    header, rows = read_manifest(run_selection(cfg, FakeData(records(60))))
+    assert header["info"]["nan_scores"] == 6 and header["info"]["nan_kept"] == 0
+    assert not {r["id"] for r in rows} & {f"r{i:04d}" for i in range(6)}
+    assert "6 records had a NaN/inf score" in (tmp_path / "selection" / "report.md").read_text()

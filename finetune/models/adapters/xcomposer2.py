@@ -7,9 +7,10 @@ are supervised. IXC2's ``interleav_wrap`` tokenises raw text inside the model an
 masks: each image becomes a run of ``[UNUSED_TOKEN_141]`` ids (one per image token) whose embeddings
 ``forward_for_training`` replaces with ``vision_proj(vit(image))``, and ``im_mask`` marks the same
 positions, as ``interleav_wrap`` does. Tested against geotune's stand-in checkpoint, not the real weights.
-Its Partial LoRA cannot be merged naively (see ``geotune export``). The original config has no vision
-settings (``InternLMXcomposer2Config`` is InternLM2's): image size and tokens come from the CLIP tower as
-loaded, whose position table IXC2 enlarges (24x24 -> 35x35 patches: 490 px).
+A peft LoRA on its Partial-LoRA linears merges exactly (the frozen image-only branch is untouched; see
+``finetune.export``). The original config has no vision settings (``InternLMXcomposer2Config`` is
+InternLM2's): image size and tokens come from the CLIP tower as loaded, whose position table IXC2
+enlarges (24x24 -> 35x35 patches: 490 px).
 """
 
 from __future__ import annotations

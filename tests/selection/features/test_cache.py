@@ -64,3 +64,45 @@ def test_batched_equals_per_sample(pool, model_cfg, features_cfg, tmp_path):
     batched = extract_features(records, data, features_cfg("reference", batch_size=8), model_cfg, tmp_path / "a")
     single = extract_features(records, data, features_cfg("reference", batch_size=1), model_cfg, tmp_path / "b")
     np.testing.assert_allclose(batched.astype(np.float32), single.astype(np.float32), atol=2e-3)
+
+
+def test_cache_key_follows_answers_images_and_model(tmp_path, tiny_internvl, model_cfg, features_cfg):
+    """No mocks: real images on disk, the real feature extractor; stale features must never be reused."""
+    import copy
+    import shutil
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "finetune"))
+    from colours import write_colour_set
+
+    data = write_colour_set(tmp_path / "images", per_class=2)  # 6 records, shard_size 4: 2 shards
+    cfg = features_cfg("reference", layers=[0, 1])
+    computed = []
+    first = np.array(extract_features(data.records, data, cfg, model_cfg, tmp_path / "c", on_shard_done=computed.append))
+    assert computed == [0, 1]
+
+    edited = copy.deepcopy(data.records)
+    edited[0].conversations[1]["value"] = "crimson"  # the answer changes, ids and images do not
+    computed.clear()
+    again = np.array(extract_features(edited, data, cfg, model_cfg, tmp_path / "c", on_shard_done=computed.append))
+    assert computed == [0, 1] and not np.array_equal(again[0], first[0]) and np.array_equal(again[1:], first[1:])
+
+    # the same pool regenerated into the same folder, with other pixels (SynthRS at another seed)
+    from PIL import Image
+
+    path = data.image_path(data.records[2])
+    Image.new("RGB", Image.open(path).size, (250, 250, 0)).save(path)
+    computed.clear()
+    regenerated = np.array(extract_features(data.records, data, cfg, model_cfg, tmp_path / "c", on_shard_done=computed.append))
+    assert computed == [0, 1] and not np.array_equal(regenerated[2], first[2])
+
+    # new weights at the same model path
+    other_model = tmp_path / "model"
+    shutil.copytree(tiny_internvl, other_model)
+    moved_cfg = copy.copy(model_cfg)
+    moved_cfg.path = str(other_model)
+    entry = feature_cache_entry(data.records, data, cfg, moved_cfg, tmp_path / "c")
+    weights = next(other_model.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes())  # rewritten: a new mtime
+    assert feature_cache_entry(data.records, data, cfg, moved_cfg, tmp_path / "c") != entry
