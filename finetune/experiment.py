@@ -199,6 +199,12 @@ def build_trainer(cfg, data=None):
 
 def run_experiment(cfg, data=None) -> dict:
     """Run one recipe end to end; returns the training summary (plus ``eval`` results when asked)."""
+    if cfg.train.task == "retrieval":  # CLIP-style image-text retrieval (HarMA): its own loop
+        from geotune.retrieval_experiment import run_retrieval_experiment
+
+        return run_retrieval_experiment(cfg)
+    if cfg.train.task != "vlm":
+        raise ValueError(f"train.task: '{cfg.train.task}' is not one of vlm, retrieval")
     from transformers.trainer_utils import get_last_checkpoint
 
     run_dir = Path(cfg.run_dir)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from eval.config import EvalConfig
-from finetune.config import DataConfig, MixConfig, ModelConfig, TrainConfig, config_field
+from finetune.config import DataConfig, HarmaConfig, MixConfig, ModelConfig, TrainConfig, config_field
 from selection.config import SelectionConfig
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
@@ -38,6 +38,8 @@ class RecipeConfig:
     selection: SelectionConfig = config_field("Data selection.", factory=SelectionConfig)
     train: TrainConfig = config_field("Training.", factory=TrainConfig)
     eval: EvalConfig = config_field("Evaluation.", factory=EvalConfig)
+    harma: HarmaConfig = config_field("Image-text retrieval (train.task=retrieval): HarMA and baselines.",
+                                      factory=HarmaConfig)
 
 
 class RecipeError(ValueError):
