@@ -78,7 +78,7 @@ def _caption(path, item, text, max_words: int) -> str:
 
 
 def _check_files(kind: str, path, images: list[str], lines: list[str], image_root: str) -> None:
-    missing = [(img, line) for img, line in zip(images, lines) if not os.path.isfile(os.path.join(image_root, img))]
+    missing = [(img, line) for img, line in zip(images, lines, strict=True) if not os.path.isfile(os.path.join(image_root, img))]
     if missing:
         img, line = missing[0]
         raise RetrievalDataError(f"{line}: {len(missing)} {kind} image(s) missing under image root '{image_root}' "

@@ -24,7 +24,13 @@ from tqdm import tqdm
 from finetune.retrieval.backbone import Backbone, tokenize
 from finetune.retrieval.data import PairDataset, TrainPairs, image_transform
 from finetune.retrieval.losses import harma_loss
-from finetune.retrieval.model import RetrievalModel, load_trainable, parameter_counts, save_trainable, trainable_parameters
+from finetune.retrieval.model import (
+    RetrievalModel,
+    load_trainable,
+    parameter_counts,
+    save_trainable,
+    trainable_parameters,
+)
 
 log = logging.getLogger(__name__)
 STATE = "training_state.pt"
@@ -52,7 +58,7 @@ def last_checkpoint(run_dir: Path) -> Path | None:
 
 def _collate(backbone: Backbone):
     def collate(batch):
-        pixels, captions, ids = zip(*batch)
+        pixels, captions, ids = zip(*batch, strict=True)
         input_ids = tokenize(backbone.tokenizer, list(captions), backbone.context_length)
         return torch.stack(pixels), input_ids, torch.tensor(ids, dtype=torch.long)
     return collate

@@ -118,7 +118,7 @@ def _write_tree(root: Path, seed: int, preset: SizePreset, image_size: int, defe
         general = write_general(root, seed, *preset.general, image_size)
         bar.update()
         bar.set_postfix_str("SynthRS-RSITMD")
-        retrieval = write_synthrs_rsitmd(root, seed, dict(zip(("train", "val", "test"), preset.retrieval)), image_size)
+        retrieval = write_synthrs_rsitmd(root, seed, dict(zip(("train", "val", "test"), preset.retrieval, strict=True)), image_size)
         bar.update()
     return {
         "ucmerced_images": len(ucm),
