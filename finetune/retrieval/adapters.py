@@ -88,8 +88,9 @@ class GatedMLP(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         y = self.mlp(hidden_states)
-        beta = torch.sigmoid(self.block_gate)
-        return beta * (y + self.adapter(y)) + (1 - beta) * y
+        # beta * (y + D) + (1 - beta) * y, written as y + beta * D: the same function, and exactly y
+        # (bit for bit) while D is zero, i.e. at init.
+        return y + torch.sigmoid(self.block_gate) * self.adapter(y)
 
 
 def encoder_layers(clip: nn.Module) -> dict[str, nn.ModuleList]:
