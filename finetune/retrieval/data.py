@@ -119,7 +119,7 @@ def read_train_pairs(path: str | os.PathLike, image_root: str, max_words: int = 
 
 def read_eval_split(path: str | os.PathLike, image_root: str, max_words: int = 30,
                     check_images: bool = True) -> EvalSplit:
-    """Read a val/test file (entries ``{image, caption: [str, ...]}``; a single string counts as one)."""
+    """Read a val/test file (entries ``{image, caption: [str, ...]}``)."""
     split, lines = EvalSplit(image_root=str(image_root)), []
     for item in iter_json_array(path):
         obj = item.obj
@@ -128,7 +128,6 @@ def read_eval_split(path: str | os.PathLike, image_root: str, max_words: int = 3
                                      f"got {type(obj).__name__}")
         image = _image(path, item, obj, image_root)
         captions = obj.get("caption")
-        captions = [captions] if isinstance(captions, str) else captions
         if not isinstance(captions, list) or not captions:
             raise RetrievalDataError(f"{_where(path, item)}: 'caption' must be a non-empty list of strings "
                                      "(a flat one-row-per-caption file is a train file)")
