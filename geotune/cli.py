@@ -17,6 +17,7 @@ from typing import Optional
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("finetune.data.cli", "validate | convert | mix | stats annotation files"),
     "tiny-model": ("finetune.models.tiny", "write a tiny random-init checkpoint (offline)"),
+    "convert-clip": ("finetune.retrieval.convert", "open_clip ViT checkpoint (GeoRSCLIP) -> transformers CLIP"),
     "synth": ("geotune.synth.cli", "write SynthRS: synthetic RS benchmarks in the real layouts"),
     "select": ("selection.cli", "choose the training subset: manifest + report"),
     "train": ("finetune.experiment", "run one experiment (same as train.py)"),
