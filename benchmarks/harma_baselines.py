@@ -1,0 +1,116 @@
+"""HarMA vs its baselines on SynthRS-RSITMD, one table: zero-shot, last-layer probe, LoRA (peft, both
+towers), full fine-tuning, HarMA (share text_only, both). Trainable parameters, train time per epoch,
+peak RSS, val-selected test mR.
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/harma_baselines.py --out docs/harma_baselines.md
+
+Every run is its own process (peak RSS is per process) on the same tiny CLIP and the same data, through
+``run_retrieval_experiment`` (the code ``train.py recipe=harma_demo`` runs). Rounds alternate the
+methods; times are medians over rounds, with each method's ratio to full fine-tuning taken within a
+round. mR is the test score of the epoch chosen on val (it does not vary between rounds: same seed).
+The backbone is random-init: it measures the pipeline and what each method can learn from scratch,
+not HarMA's real setting (adapting a pretrained CLIP); see docs/harma.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+METHODS = {  # row -> recipe overrides
+    "zero-shot": ["harma.method=zeroshot"],
+    "probe (last layer)": ["harma.method=probe"],
+    "LoRA r=8 (both towers)": ["harma.method=lora", "train.lora.r=8", "train.lora.alpha=16", "train.lora.dropout=0.0"],
+    "full fine-tuning": ["harma.method=full", "train.learning_rate=5e-4"],
+    "HarMA share=text_only": ["harma.method=harma", "harma.share=text_only"],
+    "HarMA share=both": ["harma.method=harma", "harma.share=both"],
+}
+
+
+def one_run(args) -> None:
+    """Child process: one experiment, its summary and test scores as JSON on stdout's last line."""
+    from geotune.config import load_recipe
+    from geotune.retrieval_experiment import run_retrieval_experiment
+
+    overrides = json.loads(args.one)
+    cfg = load_recipe("harma_demo", overrides)
+    summary = run_retrieval_experiment(cfg, progress=False)
+    keep = ("trainable_params", "total_params", "trainable_share", "train_seconds", "seconds_per_epoch",
+            "peak_rss_mb", "best_epoch", "steps")
+    print(json.dumps({**{k: summary.get(k) for k in keep}, "test": summary["eval"]["retrieval"],
+                      "val": summary["val"]}))
+
+
+def run_child(overrides: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--one", json.dumps(overrides)], capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if out.returncode:
+        raise RuntimeError(f"run {overrides} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    full = results["full fine-tuning"]
+    lines = ["| method | trainable params | share | s / epoch (median) | time vs full FT | peak RSS MB | "
+             "best val epoch | test R@1 i2t / t2i | test mR |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, runs in results.items():
+        r = runs[0]
+        per_epoch = statistics.median(x["seconds_per_epoch"] or 0 for x in runs)
+        ratios = [x["seconds_per_epoch"] / f["seconds_per_epoch"] for x, f in zip(runs, full, strict=True)
+                  if x["seconds_per_epoch"] and f["seconds_per_epoch"]]
+        ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
+        rss = statistics.median(x["peak_rss_mb"] for x in runs)
+        t = r["test"]
+        lines.append(f"| {name} | {r['trainable_params']:,} | {100 * r['trainable_share']:.1f} % | {per_epoch:.2f} | "
+                     f"{ratio} | {rss:.0f} | {r['best_epoch'] or '-'} | {t['i2t_r1']:.1f} / {t['t2i_r1']:.1f} | "
+                     f"{t['mR']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--images", default="160,40,80", help="SynthRS-RSITMD images: train,val,test")
+    parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--out", default=None, help="write the markdown table here")
+    args = parser.parse_args()
+    if args.one:
+        one_run(args)
+        return 0
+    from geotune.synth.retrieval import write_synthrs_rsitmd
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="harma-bench-"))
+    train, val, test = (int(x) for x in args.images.split(","))
+    data = work / "SynthRS-RSITMD"
+    if not (data / "test.json").exists():
+        write_synthrs_rsitmd(work, seed=0, split_sizes={"train": train, "val": val, "test": test}, image_size=32)
+    common = [f"harma.{k}_file={data / (k + '.json')}" for k in ("train", "val", "test")]
+    common += [f"harma.image_root={data}", f"model.path={work / 'tiny-clip'}", f"train.epochs={args.epochs}",
+               "train.report_to=[]", "train.resume=false"]
+    results: dict[str, list[dict]] = {name: [] for name in METHODS}
+    for round_ in range(args.rounds):
+        for name, overrides in METHODS.items():
+            run_dir = work / "runs" / f"{list(METHODS).index(name)}-{round_}"
+            results[name].append(run_child(common + overrides + [f"run_dir={run_dir}"]))
+            print(f"round {round_ + 1}: {name}: test mR {results[name][-1]['test']['mR']:.2f}, "
+                  f"{results[name][-1]['seconds_per_epoch']} s/epoch", flush=True)
+    text = (f"SynthRS-RSITMD {train}/{val}/{test} images (train/val/test), tiny random-init CLIP, {args.epochs} epochs, "
+            f"{args.rounds} rounds, one CPU thread\n\n" + table(results) + "\n")
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
