@@ -2,7 +2,8 @@
 towers), full fine-tuning, HarMA (share text_only, both). Trainable parameters, train time per epoch,
 peak RSS, val-selected test mR.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/harma_baselines.py --out docs/harma_baselines.md
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/harma_baselines.py --images 120,40,80 --epochs 5 \
+        --pretrain-epochs 8 --rounds 2
 
 Every run is its own process (peak RSS is per process) on the same tiny CLIP and the same data, through
 ``run_retrieval_experiment`` (the code ``train.py recipe=harma_demo`` runs). Rounds alternate the
@@ -47,12 +48,28 @@ def one_run(args) -> None:
                       "val": summary["val"]}))
 
 
-def run_child(overrides: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--one", json.dumps(overrides)], capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+def export_pretrained(args) -> None:
+    """Child process: the fully fine-tuned CLIP of run ``args.export[0]`` as a plain CLIP folder ``args.export[1]``."""
+    import shutil
+
+    from finetune.retrieval.backbone import load_backbone
+    from finetune.retrieval.model import build_retrieval_model, load_trainable
+
+    run_dir, base, out = (Path(p) for p in args.export)
+    backbone = load_backbone(base)
+    model = build_retrieval_model(backbone.clip, "full")
+    load_trainable(model, run_dir / "final")
+    model.clip.save_pretrained(out)
+    backbone.tokenizer.save_pretrained(out)
+    shutil.copy(base / "preprocessor_config.json", out / "preprocessor_config.json")
+
+
+def run_child(overrides: list[str], flag: str = "--one") -> dict:
+    out = subprocess.run([sys.executable, __file__, flag, *([json.dumps(overrides)] if flag == "--one" else overrides)],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if out.returncode:
         raise RuntimeError(f"run {overrides} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1]) if flag == "--one" else {}
 
 
 def table(results: dict[str, list[dict]]) -> str:
@@ -77,6 +94,10 @@ def table(results: dict[str, list[dict]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--export", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--pretrain-epochs", type=int, default=0,
+                        help="first fully fine-tune the random-init CLIP this many epochs on another SynthRS draw "
+                             "(seed 1), and start every method from it: HarMA's setting, a retrieval-tuned backbone")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--images", default="160,40,80", help="SynthRS-RSITMD images: train,val,test")
@@ -86,6 +107,9 @@ def main() -> int:
     if args.one:
         one_run(args)
         return 0
+    if args.export:
+        export_pretrained(args)
+        return 0
     from geotune.synth.retrieval import write_synthrs_rsitmd
 
     work = Path(args.work or tempfile.mkdtemp(prefix="harma-bench-"))
@@ -93,9 +117,20 @@ def main() -> int:
     data = work / "SynthRS-RSITMD"
     if not (data / "test.json").exists():
         write_synthrs_rsitmd(work, seed=0, split_sizes={"train": train, "val": val, "test": test}, image_size=32)
+    base = work / "tiny-clip"
+    fixed = ["train.report_to=[]", "train.resume=false"]
+    if args.pretrain_epochs:
+        pre = work / "pretrain" / "SynthRS-RSITMD"
+        if not (pre / "test.json").exists():
+            write_synthrs_rsitmd(pre.parent, seed=1, split_sizes={"train": train, "val": val, "test": test}, image_size=32)
+        pre_files = [f"harma.{k}_file={pre / (k + '.json')}" for k in ("train", "val", "test")]
+        run_child(pre_files + fixed + [f"harma.image_root={pre}", f"model.path={base}", "harma.method=full",
+                                       "train.learning_rate=5e-4", f"train.epochs={args.pretrain_epochs}",
+                                       f"run_dir={work / 'pretrain-run'}"])
+        run_child([str(work / "pretrain-run"), str(base), str(work / "pretrained-clip")], flag="--export")
+        base = work / "pretrained-clip"
     common = [f"harma.{k}_file={data / (k + '.json')}" for k in ("train", "val", "test")]
-    common += [f"harma.image_root={data}", f"model.path={work / 'tiny-clip'}", f"train.epochs={args.epochs}",
-               "train.report_to=[]", "train.resume=false"]
+    common += [f"harma.image_root={data}", f"model.path={base}", f"train.epochs={args.epochs}", *fixed]
     results: dict[str, list[dict]] = {name: [] for name in METHODS}
     for round_ in range(args.rounds):
         for name, overrides in METHODS.items():
@@ -103,8 +138,10 @@ def main() -> int:
             results[name].append(run_child(common + overrides + [f"run_dir={run_dir}"]))
             print(f"round {round_ + 1}: {name}: test mR {results[name][-1]['test']['mR']:.2f}, "
                   f"{results[name][-1]['seconds_per_epoch']} s/epoch", flush=True)
-    text = (f"SynthRS-RSITMD {train}/{val}/{test} images (train/val/test), tiny random-init CLIP, {args.epochs} epochs, "
-            f"{args.rounds} rounds, one CPU thread\n\n" + table(results) + "\n")
+    start = (f"a tiny CLIP fully fine-tuned {args.pretrain_epochs} epochs on another SynthRS draw (seed 1)"
+             if args.pretrain_epochs else "a tiny random-init CLIP")
+    text = (f"SynthRS-RSITMD {train}/{val}/{test} images (train/val/test), every method from {start}, "
+            f"{args.epochs} epochs, batch 32, {args.rounds} rounds, one CPU thread\n\n" + table(results) + "\n")
     print(text)
     if args.out:
         Path(args.out).write_text(text)
