@@ -48,9 +48,9 @@ def _draw(rng: np.random.Generator, cls: str, colour: str, quadrant: int, size: 
     return np.clip(field, 0, 255).astype(np.uint8)
 
 
-def _image(seed: int, stream: str, index: int, size: int) -> tuple[np.ndarray, dict, list[str]]:
+def _image(seed: int, stream: str, index: int, size: int, n_classes: int) -> tuple[np.ndarray, dict, list[str]]:
     rng = stream_rng(seed, stream, index)
-    label = int(rng.integers(len(CLASSES)))
+    label = int(rng.integers(n_classes))
     cls = list(CLASSES)[label]
     colour = list(MARKERS)[int(rng.integers(len(MARKERS)))]
     quadrant = int(rng.integers(len(QUADRANTS)))
@@ -61,14 +61,20 @@ def _image(seed: int, stream: str, index: int, size: int) -> tuple[np.ndarray, d
     return _draw(rng, cls, colour, quadrant, size), {"label_name": cls, "label": label}, captions
 
 
-def write_synthrs_rsitmd(root: Path, seed: int, split_sizes: dict[str, int], image_size: int) -> dict[str, int]:
-    """Write ``root/SynthRS-RSITMD``; returns images per split. Test and val come from benchmark streams."""
+def write_synthrs_rsitmd(root: Path, seed: int, split_sizes: dict[str, int], image_size: int,
+                         n_classes: int = len(CLASSES)) -> dict[str, int]:
+    """Write ``root/SynthRS-RSITMD``; returns images per split. Test and val come from benchmark streams.
+
+    ``n_classes`` < 8 draws only the first classes (a narrower "pretraining" domain for benchmarks).
+    """
+    if not 1 <= n_classes <= len(CLASSES):
+        raise ValueError(f"n_classes must be 1..{len(CLASSES)}, got {n_classes}")
     out = Path(root) / FOLDER
     counts = {}
     for split, n in split_sizes.items():
         rows = []
         for i in range(n):
-            pixels, label, captions = _image(seed, f"retrieval_{split}", i, image_size)
+            pixels, label, captions = _image(seed, f"retrieval_{split}", i, image_size, n_classes)
             image = f"{split}/img_{i:05d}.png"
             save_image(pixels, out / image)
             if split == "train":

@@ -30,11 +30,12 @@ def test_a_short_harma_run_beats_zero_shot_and_resumes(synth_rsitmd, tiny_clip, 
                                     progress=False)
     assert zero["trainable_params"] == 0 and zero["steps"] == 0
     short = _recipe(synth_rsitmd, tiny_clip, tmp_path / "harma", "train.epochs=2", "train.learning_rate=5e-3",
-                    "train.save_total_limit=3")
+                    "train.save_total_limit=3", "train.report_to=[tensorboard]")
     first = run_retrieval_experiment(short, progress=False)
     assert first["steps"] == 2 * (240 // 16) and len(first["val"]) == 2
     run = tmp_path / "harma"
     assert (run / "config.yaml").is_file() and (run / "checkpoint-epoch-2" / "training_state.pt").is_file()
+    assert list((run / "runs").glob("events.out.tfevents.*"))
     resumed = run_retrieval_experiment(_recipe(synth_rsitmd, tiny_clip, run, "train.epochs=6",
                                                "train.learning_rate=5e-3"), progress=False)
     assert resumed["resumed_from"].endswith("checkpoint-epoch-2") and resumed["steps"] == 6 * 15
