@@ -48,11 +48,12 @@ def test_a_short_harma_run_beats_zero_shot_and_resumes(synth_rsitmd, tiny_clip, 
     assert test["mR"] > zero["eval"]["retrieval"]["mR"]
 
 
-def test_geotune_eval_scores_a_retrieval_run(synth_rsitmd, tiny_clip, tmp_path, capsys):
+def test_train_entry_dispatches_and_geotune_eval_scores_the_run(synth_rsitmd, tiny_clip, tmp_path, capsys):
+    from finetune.experiment import run_experiment
     from geotune.cli import main
 
     cfg = _recipe(synth_rsitmd, tiny_clip, tmp_path / "run", "train.max_steps=2", "eval.benchmarks=[]")
-    run_retrieval_experiment(cfg, progress=False)
+    assert run_experiment(cfg)["steps"] == 2  # train.py / geotune train: train.task=retrieval goes to HarMA
     assert not (tmp_path / "run" / "final" / "eval").exists()
     files = [f"harma.{k}_file={synth_rsitmd / (k + '.json')}" for k in ("train", "val", "test")]
     assert main(["eval", "recipe=harma_demo", *files, f"harma.image_root={synth_rsitmd}", f"model.path={tiny_clip}",
@@ -60,6 +61,13 @@ def test_geotune_eval_scores_a_retrieval_run(synth_rsitmd, tiny_clip, tmp_path, 
     scores = json.loads((tmp_path / "run" / "final" / "eval" / "retrieval.json").read_text())
     assert set(KEYS) <= set(scores) and 0 <= scores["mR"] <= 100
     assert "retrieval:" in capsys.readouterr().out
+
+
+def test_unknown_task_is_refused(tmp_path):
+    from finetune.experiment import run_experiment
+
+    with pytest.raises(ValueError, match="train.task: 'retrival' is not one of vlm, retrieval"):
+        run_experiment(load_recipe("harma_demo", [f"run_dir={tmp_path}", "train.task=retrival"]))
 
 
 def test_missing_data_fails_before_the_model_loads(tmp_path):
