@@ -10,12 +10,12 @@ and ``final/eval/retrieval.json``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from transformers import set_seed
 
 from eval.retrieval import evaluate_retrieval_checkpoint, run_retrieval
+from finetune.data.jsonio import write_text_atomic
 from finetune.models.tiny import build_tiny_clip
 from finetune.retrieval.backbone import load_backbone
 from finetune.retrieval.data import read_eval_split, read_train_pairs
@@ -59,13 +59,8 @@ def run_retrieval_experiment(cfg, progress: bool = True) -> dict:
     summary.update(train_rows=len(pairs), train_images=len(set(pairs.image_ids)), val_images=len(val.images))
     final = save_trainable(model, run_dir / "final", {"share": h.share, "bottleneck": int(h.bottleneck),
                                                       "heads": int(h.heads), "base": str(cfg.model.path)})
-    _write_json(run_dir / SUMMARY, summary)
+    write_text_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     if list(cfg.eval.benchmarks):
         summary["eval"] = {"retrieval": evaluate_retrieval_checkpoint(cfg, final)}
     return summary
 
-
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)

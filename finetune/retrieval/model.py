@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from finetune.data.jsonio import write_text_atomic
 from finetune.retrieval.adapters import HarmaAdapters, encoder_layers, harma_parameter
 
 METHODS = ("harma", "lora", "full", "probe", "zeroshot")
@@ -120,7 +121,7 @@ def save_trainable(model: RetrievalModel, folder: str | Path, meta: dict) -> Pat
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(trainable_state(model), str(folder / WEIGHTS))
-    (folder / META).write_text(json.dumps({"method": model.method, **meta}, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(folder / META, json.dumps({"method": model.method, **meta}, indent=2, sort_keys=True) + "\n")
     return folder
 
 
