@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from eval.geochat_bench import default_bench_file, read_geochat_bench
 from eval.readers import Benchmark, read_aid, read_lrben, read_ucmerced
+from eval.retrieval import evaluate_retrieval_checkpoint
 from eval.runners import run_benchmark
 from finetune.distributed import process_state
 from finetune.files import write_json_atomic
@@ -103,6 +104,8 @@ def evaluate_checkpoint(cfg, checkpoint_dir: str | Path, benchmarks: Sequence[st
             (e.g. the main rank after training) and answers everything.
     """
     names = list(benchmarks if benchmarks is not None else cfg.eval.benchmarks)
+    if cfg.train.task == "retrieval":  # a CLIP retrieval run: R@K / mR on harma.test_file
+        return {"retrieval": evaluate_retrieval_checkpoint(cfg, checkpoint_dir)}
     if not names:
         log.info("eval.benchmarks is empty: nothing to evaluate")
         return {}

@@ -12,7 +12,8 @@ BENCHMARKS = ("ucmerced", "aid", "lrben")
 
 @dataclass
 class EvalConfig:
-    benchmarks: list[str] = _help("Benchmarks run after training: ucmerced, aid, lrben.", factory=list)
+    benchmarks: list[str] = _help("Benchmarks run after training: ucmerced, aid, lrben; retrieval for train.task=retrieval "
+                                        "(R@K and mR on harma.test_file).", factory=list)
     ucmerced_root: str | None = _help("Folder holding UCMerced_LandUse/.", None)
     aid_root: str | None = _help("Folder holding AID/.", None)
     lrben_root: str | None = _help("Folder holding RSVQA_LR/.", None)

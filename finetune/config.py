@@ -83,6 +83,8 @@ class LoraConfig:
 
 @dataclass
 class TrainConfig:
+    task: str = _help("vlm (instruction tuning of a multimodal LLM) | retrieval (CLIP-style image-text "
+                      "retrieval; settings in the `harma` section).", "vlm")
     mode: str = _help("lora | full.", "lora")
     lora: LoraConfig = _help("LoRA settings (mode=lora).", factory=LoraConfig)
     freeze_vision: bool = _help("Freeze the vision tower.", True)
@@ -115,7 +117,35 @@ class TrainConfig:
     trainer_args: dict[str, Any] = _help("Extra transformers.TrainingArguments fields, checked by name.", factory=dict)
 
 
+@dataclass
+class HarmaConfig:
+    """Image-text retrieval (``train.task: retrieval``): HarMA or a baseline on a CLIP dual encoder.
+
+    The optimiser and schedule come from ``train`` (learning_rate, weight_decay, adam_beta2, warmup_ratio,
+    lr_scheduler, epochs, per_device_batch_size); HarMA's public values are in recipes/harma_rsitmd.yaml.
+    """
+
+    method: str = _help("harma | lora (peft on both towers, train.lora) | full | probe (last layer of each "
+                        "tower + projections) | zeroshot (no training).", "harma")
+    share: str = _help("Shared MMS-adapter: text_only (public code) | both (paper: both towers) | none.", "text_only")
+    bottleneck: int = _help("Adapter bottleneck width r (HarMA: 128; the shared adapter uses r/2).", 128)
+    heads: int = _help("Attention heads inside the adapters (HarMA: 8).", 8)
+    temperature: float = _help("Initial InfoNCE temperature, a raw learnable scalar (HarMA: 0.07).", 0.07)
+    margin: float = _help("Triplet margin (HarMA: 0.2).", 0.2)
+    focal_gamma: float = _help("Focal exponent of the triplet weights (HarMA: 2).", 2.0)
+    adam_beta1: float = _help("AdamW beta1 (HarMA: 0.9; beta2 is train.adam_beta2).", 0.9)
+    train_file: str = _help("Train annotations: flat rows {caption, image, image_id} (RSITMD/RSICD layout).", "")
+    val_file: str = _help("Val annotations [{image, caption: [...]}]; picks the best epoch (never test).", "")
+    test_file: str = _help("Test annotations [{image, caption: [...]}]; scored by `geotune eval`.", "")
+    image_root: str = _help("Folder the annotation image paths are relative to.", "")
+    max_words: int = _help("Captions are cut to this many words (HarMA: 30).", 30)
+    augment: bool = _help("Train-time RandomResizedCrop(0.5-1) + flip + RandAugment(2, 7).", True)
+    eval_batch_size: int = _help("Batch size of embedding at validation and test.", 64)
+    drop_last: bool = _help("Drop the last incomplete batch (HarMA: true).", True)
+
+
 TRAIN_MODES = ("lora", "full")
+TRAIN_TASKS = ("vlm", "retrieval")
 
 
 def check_values(cfg: Any) -> list[str]:
@@ -128,6 +158,8 @@ def check_values(cfg: Any) -> list[str]:
     if cfg.model.adapter not in ADAPTERS:
         problems.append(f"model.adapter: unknown adapter '{cfg.model.adapter}'; choose from: {', '.join(sorted(ADAPTERS))}")
     t = cfg.train
+    if t.task not in TRAIN_TASKS:
+        problems.append(f"train.task: '{t.task}' is not one of {', '.join(TRAIN_TASKS)}")
     if t.mode not in TRAIN_MODES:
         hint = " (4-bit QLoRA is not supported: use lora, with bf16 on a GPU)" if t.mode == "qlora" else ""
         problems.append(f"train.mode: '{t.mode}' is not one of {', '.join(TRAIN_MODES)}{hint}")

@@ -20,6 +20,7 @@ from finetune.run_dir import RunDirError
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("geotune.commands.data", "validate | convert | mix | stats annotation files"),
     "tiny-model": ("geotune.commands.tiny_model", "write a tiny random-init checkpoint (offline)"),
+    "convert-clip": ("geotune.commands.convert_clip", "open_clip ViT checkpoint (GeoRSCLIP) -> transformers CLIP"),
     "synth": ("geotune.commands.synth", "write SynthRS: synthetic RS benchmarks in the real layouts"),
     "select": ("geotune.commands.select", "choose the training subset: manifest + report"),
     "train": ("geotune.commands.train", "run one experiment (same as train.py)"),

@@ -22,7 +22,15 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from eval.config import EvalConfig
 from eval.config import check_values as eval_problems
-from finetune.config import DataConfig, MixConfig, ModelConfig, RecipeError, TrainConfig, config_field
+from finetune.config import (
+    DataConfig,
+    HarmaConfig,
+    MixConfig,
+    ModelConfig,
+    RecipeError,
+    TrainConfig,
+    config_field,
+)
 from finetune.config import check_values as finetune_problems
 from finetune.files import write_text_atomic
 from selection.config import SelectionConfig
@@ -42,6 +50,8 @@ class RecipeConfig:
     selection: SelectionConfig = config_field("Data selection.", factory=SelectionConfig)
     train: TrainConfig = config_field("Training.", factory=TrainConfig)
     eval: EvalConfig = config_field("Evaluation.", factory=EvalConfig)
+    harma: HarmaConfig = config_field("Image-text retrieval (train.task=retrieval): HarMA and baselines.",
+                                      factory=HarmaConfig)
 
 
 def recipe_path(name_or_path: str) -> Path:

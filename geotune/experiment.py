@@ -19,6 +19,7 @@ from finetune.files import write_json_atomic
 from finetune.run_dir import claim_run_dir
 from finetune.training import SUMMARY, build_trainer, ensure_tiny_model, summarize, training_arguments
 from geotune.config import save_resolved
+from geotune.retrieval_experiment import run_retrieval_experiment
 from geotune.runtime import configure_process
 from selection.manifest import read_manifest
 from selection.pipeline import run_selection
@@ -74,6 +75,8 @@ def run_experiment(cfg, data=None) -> dict:
     configure_process(cfg)
     # One writer per run directory, and no resume of checkpoints a different recipe made.
     with claim_run_dir(cfg):
+        if cfg.train.task == "retrieval":  # CLIP-style image-text retrieval (HarMA, docs/harma.md): its own loop
+            return run_retrieval_experiment(cfg)
         return _train_and_evaluate(cfg, data)
 
 

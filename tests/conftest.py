@@ -35,6 +35,24 @@ def tiny_internvl(tmp_path_factory):
     return build_tiny_internvl(tmp_path_factory.mktemp("models") / "tiny-internvl", seed=0)
 
 
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory):
+    """Path of a tiny random-init CLIPModel checkpoint (2 layers per tower, 32-px images, QuickGELU)."""
+    from finetune.models.tiny import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip", seed=0)
+
+
+@pytest.fixture(scope="session")
+def synth_rsitmd(tmp_path_factory):
+    """Folder of SynthRS-RSITMD (48 train / 16 val / 16 test images, RSITMD layout)."""
+    from geotune.synth.retrieval import write_synthrs_rsitmd
+
+    root = tmp_path_factory.mktemp("synthrs")
+    write_synthrs_rsitmd(root, seed=0, split_sizes={"train": 48, "val": 16, "test": 16}, image_size=32)
+    return root / "SynthRS-RSITMD"
+
+
 def _unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

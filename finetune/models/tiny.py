@@ -170,4 +170,66 @@ def build_tiny_internvl(out_dir: str | os.PathLike, seed: int = 0, image_size: i
     return out
 
 
-FAMILIES = {"internvl-hf": build_tiny_internvl}
+CLIP_TOKENS = {"eos_token": "<|endoftext|>", "bos_token": "<|startoftext|>", "pad_token": "<pad>"}
+
+
+def build_tiny_clip_tokenizer(vocab_size: int = 400):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` that wraps text as ``<|startoftext|> ... <|endoftext|>``.
+
+    The end-of-text token is id 0: inside the vocabulary, and not 2, which transformers' CLIP takes as
+    the legacy "pool at the highest id" marker.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = [CLIP_TOKENS["eos_token"], CLIP_TOKENS["bos_token"], CLIP_TOKENS["pad_token"]]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    words = [w.lower() for w in _CORPUS]
+    tok.train_from_iterator([" ".join(words[i:i + 12]) for i in range(0, len(words), 12)] * 4, trainer=trainer)
+    bos, eos = specials[1], specials[0]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", special_tokens=[(bos, tok.token_to_id(bos)), (eos, tok.token_to_id(eos))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=77, **CLIP_TOKENS)
+
+
+def tiny_clip_config(vocab_size: int, eos_token_id: int, bos_token_id: int, pad_token_id: int, image_size: int = 32,
+                     patch_size: int = 8):
+    """A 2-layer CLIP in both towers (text 32-d, vision 48-d, 32-d embeddings), QuickGELU like OpenAI's."""
+    from transformers import CLIPConfig
+
+    text = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32,
+                eos_token_id=eos_token_id, bos_token_id=bos_token_id, pad_token_id=pad_token_id)
+    vision = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=image_size, patch_size=patch_size, hidden_act="quick_gelu", projection_dim=32)
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)
+
+
+def build_tiny_clip(out_dir: str | os.PathLike, seed: int = 0, image_size: int = 32) -> Path:
+    """Write a tiny random-init ``CLIPModel`` with its tokenizer and ``CLIPImageProcessor``; returns the folder.
+
+    Reloads with ``CLIPModel.from_pretrained`` / ``AutoTokenizer.from_pretrained``. Same seed, same files.
+    """
+    import torch
+    from transformers import CLIPImageProcessor, CLIPModel
+
+    out = Path(out_dir)
+    tokenizer = build_tiny_clip_tokenizer()
+    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in CLIP_TOKENS.items()}
+    config = tiny_clip_config(len(tokenizer), ids["eos_token"], ids["bos_token"], ids["pad_token"], image_size)
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    processor = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    with atomic_folder(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        (tmp / "geotune_tiny.json").write_text(json.dumps({"family": "clip", "seed": seed}) + "\n")
+    return out
+
+
+FAMILIES = {"internvl-hf": build_tiny_internvl, "clip": build_tiny_clip}

@@ -11,10 +11,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--family", choices=sorted(FAMILIES), default="internvl-hf")
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=64, help="tile size in pixels (64: fast on CPU)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="tile size in pixels (default: 64 for internvl-hf, 32 for clip; small is fast on CPU)")
 
 
 def run(args: argparse.Namespace) -> int:
-    path = FAMILIES[args.family](args.out, seed=args.seed, image_size=args.image_size)
+    size = {} if args.image_size is None else {"image_size": args.image_size}
+    path = FAMILIES[args.family](args.out, seed=args.seed, **size)
     print(f"wrote tiny {args.family} checkpoint to {path}")
     return 0

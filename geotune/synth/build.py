@@ -13,8 +13,9 @@ from tqdm import tqdm
 from geotune.synth.general import write_general
 from geotune.synth.layouts import write_aid, write_geochat_bench, write_json, write_rsvqa_lr, write_ucmerced
 from geotune.synth.pool import PoolOptions, write_pool
+from geotune.synth.retrieval import write_synthrs_rsitmd
 
-FORMAT_VERSION = 1  # bump when drawing or layouts change, so cached trees are redrawn
+FORMAT_VERSION = 2  # bump when drawing or layouts change, so cached trees are redrawn
 DEFAULT_IMAGE_SIZE = 64  # the tiny model's tile size; real UCMerced is 256, AID 600
 
 
@@ -25,12 +26,13 @@ class SizePreset:
     lr_images: tuple[int, int, int]  # train, val, test
     pool_records: int
     general: tuple[int, int]  # train, test
+    retrieval: tuple[int, int, int]  # SynthRS-RSITMD images: train, val, test
 
 
 SIZES = {
-    "tiny": SizePreset(3, 0.01, (6, 2, 4), 120, (40, 20)),
-    "small": SizePreset(15, 0.04, (40, 10, 20), 1500, (300, 100)),
-    "medium": SizePreset(50, 0.12, (200, 50, 100), 6000, (1500, 300)),
+    "tiny": SizePreset(3, 0.01, (6, 2, 4), 120, (40, 20), (48, 16, 16)),
+    "small": SizePreset(15, 0.04, (40, 10, 20), 1500, (300, 100), (400, 80, 100)),
+    "medium": SizePreset(50, 0.12, (200, 50, 100), 6000, (1500, 300), (1600, 200, 400)),
 }
 
 
@@ -97,7 +99,7 @@ def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small"
 def _write_tree(root: Path, seed: int, preset: SizePreset, image_size: int, defects: bool, pool: PoolOptions,
                 progress: bool) -> dict:
     train, val, test = preset.lr_images
-    with tqdm(total=6, desc="SynthRS", unit="part", disable=not progress) as bar:
+    with tqdm(total=7, desc="SynthRS", unit="part", disable=not progress) as bar:
         bar.set_postfix_str("UCMerced")
         ucm = write_ucmerced(root, seed, preset.ucmerced_per_class, image_size)
         bar.update()
@@ -115,6 +117,9 @@ def _write_tree(root: Path, seed: int, preset: SizePreset, image_size: int, defe
         bar.set_postfix_str("general pool")
         general = write_general(root, seed, *preset.general, image_size)
         bar.update()
+        bar.set_postfix_str("SynthRS-RSITMD")
+        retrieval = write_synthrs_rsitmd(root, seed, dict(zip(("train", "val", "test"), preset.retrieval, strict=True)), image_size)
+        bar.update()
     return {
         "ucmerced_images": len(ucm),
         "aid_images": len(aid),
@@ -122,4 +127,5 @@ def _write_tree(root: Path, seed: int, preset: SizePreset, image_size: int, defe
         "lrben_test_questions": len(lr["test"]),
         "pool": pool_counts,
         "general": general,
+        "retrieval_images": retrieval,
     }

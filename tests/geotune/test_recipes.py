@@ -134,3 +134,24 @@ def test_two_node_config_is_zero2_over_two_machines():
     assert accel["num_machines"] == 2 and accel["num_processes"] % 2 == 0 and accel["distributed_type"] == "DEEPSPEED"
     assert accel["deepspeed_config"]["deepspeed_config_file"] == "recipes/deepspeed/zero2.json"
     assert {"main_process_ip", "main_process_port", "machine_rank"} <= set(accel)
+
+
+@pytest.mark.parametrize("name", ["harma_rsitmd", "harma_rsicd"])
+def test_harma_recipes_carry_the_public_hyper_parameters(name):
+    """seekerhuang/HarMA configs/Retrieval_{rsitmd,rsicd}_geo.yaml + optim.py + scheduler.py (HARMA.md section 3)."""
+    cfg = load_recipe(name)
+    t, h = cfg.train, cfg.harma
+    assert t.task == "retrieval" and h.method == "harma" and h.share == "text_only"
+    assert (t.learning_rate, t.weight_decay, h.adam_beta1, t.adam_beta2) == (4e-6, 0.04, 0.9, 0.98)
+    assert (t.lr_scheduler, t.warmup_ratio, t.epochs, t.per_device_batch_size) == ("linear", 0.1, 80, 428)
+    assert (h.bottleneck, h.heads, h.temperature, h.margin, h.focal_gamma, h.max_words) == (128, 8, 0.07, 0.2, 2.0, 30)
+    assert h.drop_last and h.augment and not t.bf16 and list(cfg.eval.benchmarks) == ["retrieval"]
+    raw = yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())
+    paths = [raw["model"]["path"]] + [raw["harma"][k] for k in ("train_file", "val_file", "test_file", "image_root")]
+    assert all(not p.startswith(("/", "http")) for p in paths), "recipes ship relative local paths"
+
+
+def test_harma_demo_is_a_tiny_cpu_run_on_synthrs():
+    cfg = load_recipe("harma_demo")
+    assert cfg.train.task == "retrieval" and cfg.model.tiny and cfg.harma.train_file.startswith("runs/synthrs/")
+    assert cfg.harma.bottleneck <= 32 and cfg.train.epochs <= 20

@@ -1,0 +1,202 @@
+"""The retrieval training loop: HarMA's optimiser, schedule and losses, one checkpoint per epoch
+(resumable), validation on **val** each epoch, the best epoch's weights kept.
+
+One process (CPU or one GPU). HarMA's loss gathers features across ranks (``losses.gather_features``),
+but this loop does not launch or shard over ranks: a multi-process launch is refused up front.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm import tqdm
+
+from finetune.retrieval.backbone import Backbone, tokenize
+from finetune.retrieval.data import PairDataset, TrainPairs, image_transform
+from finetune.retrieval.losses import harma_loss
+from finetune.retrieval.model import (
+    RetrievalModel,
+    load_trainable,
+    parameter_counts,
+    save_trainable,
+    trainable_parameters,
+)
+
+log = logging.getLogger(__name__)
+STATE = "training_state.pt"
+_CHECKPOINT = re.compile(r"checkpoint-epoch-(\d+)$")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """HarMA's grouping: no decay on names with ``bias`` or ``norm``; gates and ``temp`` are decayed."""
+    decay, no_decay = [], []
+    for name, param in trainable_parameters(model).items():
+        (no_decay if "bias" in name or "norm" in name else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    found = [(int(m.group(1)), p) for p in run_dir.glob("checkpoint-epoch-*")
+             if (m := _CHECKPOINT.search(p.name)) and (p / STATE).is_file()]
+    return max(found)[1] if found else None
+
+
+def _collate(backbone: Backbone):
+    def collate(batch):
+        pixels, captions, ids = zip(*batch, strict=True)
+        input_ids = tokenize(backbone.tokenizer, list(captions), backbone.context_length)
+        return torch.stack(pixels), input_ids, torch.tensor(ids, dtype=torch.long)
+    return collate
+
+
+def _tracker(run_dir: Path, report_to):
+    if "tensorboard" not in list(report_to):
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run_dir / "runs"))
+
+
+def _prune(run_dir: Path, keep: int) -> None:
+    found = sorted((int(m.group(1)), p) for p in run_dir.glob("checkpoint-epoch-*") if (m := _CHECKPOINT.search(p.name)))
+    for _, path in found[:-keep] if keep > 0 else []:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def train_retrieval(cfg, model: RetrievalModel, backbone: Backbone, pairs: TrainPairs, run_dir: str | Path,
+                    validate: Callable[[RetrievalModel], dict] | None = None, progress: bool = True) -> dict:
+    """Train ``model`` on ``pairs`` as the recipe says; returns the summary (``train_summary.json``).
+
+    Args:
+        cfg: the recipe (``train`` for optimiser/schedule/batch/epochs, ``harma`` for loss and data).
+        model: from ``build_retrieval_model``; what it marks trainable is what trains.
+        backbone: tokenizer, image size and statistics of the checkpoint.
+        pairs: training rows.
+        run_dir: checkpoints ``checkpoint-epoch-N/`` (resumed when ``train.resume``), ``best/``, ``runs/``.
+        validate: ``model -> {"mR": ...}`` on the val split, called after every epoch; the epoch with
+            the highest mR is restored at the end. None: the last epoch is kept.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RuntimeError("train.task=retrieval runs in one process (CPU or one GPU); launch without "
+                           "torchrun / accelerate launch")
+    t, h = cfg.train, cfg.harma
+    run_dir = Path(run_dir)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    batch = int(t.per_device_batch_size)
+    if batch < 2:
+        raise ValueError("train.per_device_batch_size must be at least 2 for contrastive retrieval (HarMA: 214)")
+    per_epoch = len(pairs) // batch if h.drop_last else math.ceil(len(pairs) / batch)
+    if per_epoch == 0:
+        raise ValueError(f"{len(pairs)} training rows make no full batch of train.per_device_batch_size={batch}")
+    epochs = math.ceil(float(t.epochs)) if model.method != "zeroshot" else 0
+    total = int(t.max_steps) if int(t.max_steps) > 0 else epochs * per_epoch
+    epochs = min(epochs, math.ceil(total / per_epoch))
+    counts = parameter_counts(model)
+    summary = {"method": model.method, "share": h.share, **counts, "steps": 0, "samples_seen": 0, "losses": [],
+               "val": [], "best_epoch": None, "resumed_from": None, "train_seconds": 0.0, "text_tokens": 0}
+    if epochs == 0 or counts["trainable_params"] == 0:
+        return _finish(summary, validate, model)
+    optimizer = torch.optim.AdamW(parameter_groups(model, float(t.weight_decay)), lr=float(t.learning_rate),
+                                  betas=(float(h.adam_beta1), float(t.adam_beta2)), eps=1e-8)
+    from transformers import get_scheduler
+
+    scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=math.ceil(float(t.warmup_ratio) * total),
+                              num_training_steps=total)
+    start_epoch, best = 0, None
+    resume = last_checkpoint(run_dir) if t.resume and run_dir.is_dir() else None
+    if resume is not None:
+        state = torch.load(resume / STATE, weights_only=True)
+        load_trainable(model, resume)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best = int(state["epoch"]), state["best"]
+        for key in ("steps", "samples_seen", "losses", "val", "best_epoch", "train_seconds", "text_tokens"):
+            summary[key] = state["summary"][key]
+        summary["resumed_from"] = str(resume)
+    dataset = PairDataset(pairs, image_transform(backbone.image_size, backbone.mean, backbone.std, train=True,
+                                                 augment=bool(h.augment)))
+    pad_id = backbone.tokenizer.pad_token_id
+    writer = _tracker(run_dir, t.report_to)
+    model.train()
+    loss = summary.get("final_loss")
+    for epoch in range(start_epoch, epochs):
+        # Per-epoch seeds: order and augmentations of epoch e are the same whether or not the run resumed.
+        torch.manual_seed(int(cfg.seed) * 1000 + epoch)
+        order = torch.Generator().manual_seed(int(cfg.seed) * 1000 + epoch)
+        loader = DataLoader(dataset, batch_size=batch, sampler=RandomSampler(dataset, generator=order),
+                            drop_last=bool(h.drop_last), collate_fn=_collate(backbone), num_workers=int(t.num_workers))
+        start = time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for pixels, input_ids, ids in bar:
+            if summary["steps"] >= total:
+                break
+            out = harma_loss(model.encode_images(pixels.to(device)), model.encode_texts(input_ids.to(device)),
+                             model.temp, ids.to(device), float(h.margin), float(h.focal_gamma))
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            optimizer.step()
+            scheduler.step()
+            summary["steps"] += 1
+            summary["samples_seen"] += len(ids)
+            summary["text_tokens"] += int((input_ids != pad_id).sum()) if pad_id is not None else input_ids.numel()
+            loss = out["loss"].item()
+            bar.set_postfix(loss=f"{loss:.4f}")
+            if summary["steps"] % max(1, int(t.logging_steps)) == 0 or summary["steps"] == 1:
+                summary["losses"].append(round(loss, 6))
+                if writer:
+                    for key in ("loss", "itc", "tri"):
+                        writer.add_scalar(f"train/{key}", out[key].item(), summary["steps"])
+                    writer.add_scalar("train/learning_rate", scheduler.get_last_lr()[0], summary["steps"])
+                    writer.add_scalar("train/temperature", model.temp.item(), summary["steps"])
+        summary["train_seconds"] += time.perf_counter() - start
+        summary["final_loss"] = loss
+        if validate is not None:
+            scores = validate(model)
+            summary["val"].append({"epoch": epoch + 1, **scores})
+            if writer:
+                writer.add_scalar("val/mR", scores["mR"], summary["steps"])
+            if best is None or scores["mR"] > best:
+                best, summary["best_epoch"] = float(scores["mR"]), epoch + 1
+                save_trainable(model, run_dir / "best", {"epoch": epoch + 1, "val_mR": best})
+        checkpoint = run_dir / f"checkpoint-epoch-{epoch + 1}"
+        save_trainable(model, checkpoint, {"epoch": epoch + 1})
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                    "best": best, "summary": {k: summary[k] for k in ("steps", "samples_seen", "losses", "val",
+                                              "best_epoch", "train_seconds", "text_tokens")}}, checkpoint / STATE)
+        _prune(run_dir, int(t.save_total_limit))
+        if summary["steps"] >= total:
+            break
+    if writer:
+        writer.close()
+    if summary["best_epoch"] is not None:
+        load_trainable(model, run_dir / "best")
+    summary["epochs_run"] = epochs
+    summary["seconds_per_epoch"] = round(summary["train_seconds"] / max(1, epochs), 3)
+    return _finish(summary, None, model)
+
+
+def _finish(summary: dict, validate, model) -> dict:
+    if validate is not None:  # nothing was trained: the backbone's own val score
+        summary["val"].append({"epoch": 0, **validate(model)})
+    seconds = summary["train_seconds"]
+    summary["train_seconds"] = round(seconds, 3)
+    summary.setdefault("final_loss", summary["losses"][-1] if summary["losses"] else None)
+    summary["tokens_per_second"] = round(summary["text_tokens"] / seconds, 2) if seconds else 0.0
+    summary["peak_rss_mb"] = peak_rss_mb()
+    return summary

@@ -1,0 +1,86 @@
+"""SynthRS-RSITMD: an image-text retrieval set in the RSITMD layout (HARMA.md sections 4 and 7).
+
+Each image is a class-coloured, textured field with one marker square; the class, the marker's colour
+and its quadrant are visible in the pixels and named in the captions, so a tiny CLIP can learn the
+pairing. Five templated captions per image; about a quarter of the images repeat a caption exactly, as
+RSICD does. Layout::
+
+    SynthRS-RSITMD/train.json   [{caption, image: "train/img_00000.png", image_id, label_name, label}, ...]
+    SynthRS-RSITMD/val.json     [{image: "val/img_00000.png", caption: [5 strings], label_name, label}, ...]
+    SynthRS-RSITMD/test.json    [{image: "test/img_00000.png", caption: [5 strings]}, ...]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from geotune.synth.layouts import save_image, stream_rng, write_json
+
+FOLDER = "SynthRS-RSITMD"
+CLASSES = {  # name -> base RGB of the field
+    "airport": (150, 150, 150), "beach": (230, 210, 150), "farmland": (170, 140, 60), "forest": (30, 100, 40),
+    "industrial": (120, 90, 110), "parking": (60, 60, 70), "river": (40, 80, 170), "residential": (190, 110, 90),
+}
+MARKERS = {"red": (220, 30, 30), "white": (245, 245, 245), "yellow": (235, 220, 40), "black": (10, 10, 10)}
+QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
+TEMPLATES = (
+    "{a_cls} scene with a {colour} square in the {pos}",
+    "an aerial image of {a_cls} area; a {colour} block sits at the {pos}",
+    "{colour} object in the {pos} of {a_cls} area",
+    "remote sensing view of {cls} with a {colour} mark at the {pos}",
+    "there is a {colour} square at the {pos} of this {cls} image",
+)
+DUPLICATE_SHARE = 0.25
+
+
+def _draw(rng: np.random.Generator, cls: str, colour: str, quadrant: int, size: int) -> np.ndarray:
+    base = np.array(CLASSES[cls], dtype=np.float64)
+    field = base + rng.normal(0, 12, (size, size, 3))  # per-image texture
+    stripes = (np.arange(size) // max(2, size // 8)) % 2  # a per-class stripe direction adds structure
+    field += 15 * (stripes[:, None, None] if list(CLASSES).index(cls) % 2 else stripes[None, :, None])
+    side = size // 4
+    half = size // 2
+    y0 = (quadrant // 2) * half + int(rng.integers(0, half - side + 1))
+    x0 = (quadrant % 2) * half + int(rng.integers(0, half - side + 1))
+    field[y0:y0 + side, x0:x0 + side] = MARKERS[colour]
+    return np.clip(field, 0, 255).astype(np.uint8)
+
+
+def _image(seed: int, stream: str, index: int, size: int, n_classes: int) -> tuple[np.ndarray, dict, list[str]]:
+    rng = stream_rng(seed, stream, index)
+    label = int(rng.integers(n_classes))
+    cls = list(CLASSES)[label]
+    colour = list(MARKERS)[int(rng.integers(len(MARKERS)))]
+    quadrant = int(rng.integers(len(QUADRANTS)))
+    a_cls = ("an " if cls[0] in "aeiou" else "a ") + cls
+    captions = [t.format(cls=cls, a_cls=a_cls, colour=colour, pos=QUADRANTS[quadrant]) for t in TEMPLATES]
+    if rng.random() < DUPLICATE_SHARE:
+        captions[4] = captions[0]
+    return _draw(rng, cls, colour, quadrant, size), {"label_name": cls, "label": label}, captions
+
+
+def write_synthrs_rsitmd(root: Path, seed: int, split_sizes: dict[str, int], image_size: int,
+                         n_classes: int = len(CLASSES)) -> dict[str, int]:
+    """Write ``root/SynthRS-RSITMD``; returns images per split. Test and val come from benchmark streams.
+
+    ``n_classes`` < 8 draws only the first classes (a narrower "pretraining" domain for benchmarks).
+    """
+    if not 1 <= n_classes <= len(CLASSES):
+        raise ValueError(f"n_classes must be 1..{len(CLASSES)}, got {n_classes}")
+    out = Path(root) / FOLDER
+    counts = {}
+    for split, n in split_sizes.items():
+        rows = []
+        for i in range(n):
+            pixels, label, captions = _image(seed, f"retrieval_{split}", i, image_size, n_classes)
+            image = f"{split}/img_{i:05d}.png"
+            save_image(pixels, out / image)
+            if split == "train":
+                rows.extend({"caption": c, "image": image, "image_id": i, **label} for c in captions)
+            else:
+                rows.append({"image": image, "caption": captions, **(label if split == "val" else {})})
+        write_json(out / f"{split}.json", rows, indent=1)
+        counts[split] = n
+    return counts

@@ -1,0 +1,54 @@
+"""RSITMD/RSICD readers: the layouts, HarMA's caption cleaning, file:line errors, path confinement."""
+
+import json
+
+import pytest
+
+from finetune.retrieval.data import RetrievalDataError, pre_caption, read_eval_split, read_train_pairs
+
+
+def test_pre_caption_is_harmas():
+    assert pre_caption("Many  GREEN trees, near a Car-park/road!  ") == "many green trees near a car park road"
+    assert pre_caption(" ".join(["w"] * 40)) == " ".join(["w"] * 30)
+
+
+def test_synthrs_rsitmd_reads_in_both_layouts(synth_rsitmd):
+    pairs = read_train_pairs(synth_rsitmd / "train.json", str(synth_rsitmd))
+    assert len(pairs) == 5 * 48 and sorted(set(pairs.image_ids)) == list(range(48))
+    assert pairs.images[0].startswith("train/") and pairs.image_ids[:5] == [0] * 5
+    test = read_eval_split(synth_rsitmd / "test.json", str(synth_rsitmd))
+    assert len(test.images) == 16 and len(test.captions) == 80
+    assert test.img2txt[3] == [15, 16, 17, 18, 19] and test.txt2img[17] == 3
+    raw = json.loads((synth_rsitmd / "val.json").read_text())
+    assert any(len(set(e["caption"])) < 5 for e in raw)  # exact duplicates, as RSICD has
+    assert {"image", "caption", "label_name", "label"} == set(raw[0])
+
+
+def _write(tmp_path, rows, name="train.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(rows, indent=1))
+    (tmp_path / "a.png").write_bytes(b"")
+    return path
+
+
+def test_bad_rows_name_file_and_line(tmp_path):
+    path = _write(tmp_path, [{"caption": "ok", "image": "a.png", "image_id": 1}, {"caption": "", "image": "a.png",
+                                                                                   "image_id": 1}])
+    with pytest.raises(RetrievalDataError, match=r"train\.json:7 \(index 1\): caption must be a non-empty"):
+        read_train_pairs(path, str(tmp_path))
+    path = _write(tmp_path, [{"caption": "x", "image": "../etc/passwd", "image_id": 1}])
+    with pytest.raises(RetrievalDataError, match="leaves the image root"):
+        read_train_pairs(path, str(tmp_path))
+    path = _write(tmp_path, [{"caption": "x", "image": "a.png", "image_id": 1},
+                             {"caption": "y", "image": "b.png", "image_id": 1}])
+    with pytest.raises(RetrievalDataError, match="image_id 1 is used for 'a.png' and 'b.png'"):
+        read_train_pairs(path, str(tmp_path))
+    path = _write(tmp_path, [{"caption": "x", "image": "missing.png", "image_id": 1}])
+    with pytest.raises(RetrievalDataError, match="1 train image.*missing.png.*harma.image_root"):
+        read_train_pairs(path, str(tmp_path))
+
+
+def test_a_train_file_given_as_test_split_is_explained(tmp_path):
+    path = _write(tmp_path, [{"caption": "x", "image": "a.png", "image_id": 1}], "test.json")
+    with pytest.raises(RetrievalDataError, match="is a train file"):
+        read_eval_split(path, str(tmp_path))

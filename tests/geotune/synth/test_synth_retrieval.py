@@ -1,0 +1,42 @@
+"""`geotune synth` writes SynthRS-RSITMD in the RSITMD layout, learnable from pixels, deterministic."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from geotune.synth import SIZES
+from geotune.synth.retrieval import CLASSES, MARKERS, write_synthrs_rsitmd
+
+
+def test_synthrs_writes_the_rsitmd_layout(synthrs_tiny):
+    root = synthrs_tiny / "SynthRS-RSITMD"
+    n_train, n_val, n_test = SIZES["tiny"].retrieval
+    train = json.loads((root / "train.json").read_text())
+    assert len(train) == 5 * n_train
+    assert set(train[0]) == {"caption", "image", "image_id", "label_name", "label"}
+    assert [r["image_id"] for r in train[:5]] == [0] * 5 and train[0]["image"] == "train/img_00000.png"
+    for split, n in (("val", n_val), ("test", n_test)):
+        entries = json.loads((root / f"{split}.json").read_text())
+        assert len(entries) == n and all(len(e["caption"]) == 5 for e in entries)
+        assert all((root / e["image"]).is_file() for e in entries)
+    assert "label" not in json.loads((root / "test.json").read_text())[0]
+    counts = json.loads((synthrs_tiny / "synthrs.json").read_text())["counts"]["retrieval_images"]
+    assert counts == {"train": n_train, "val": n_val, "test": n_test}
+
+
+def test_captions_name_what_the_pixels_show(tmp_path):
+    write_synthrs_rsitmd(tmp_path, seed=3, split_sizes={"val": 12}, image_size=32)
+    root = tmp_path / "SynthRS-RSITMD"
+    for entry in json.loads((root / "val.json").read_text()):
+        pixels = np.asarray(Image.open(root / entry["image"]))
+        colour = next(c for c in MARKERS if f" {c} " in f" {entry['caption'][0]} ")
+        assert entry["label_name"] in entry["caption"][0] and entry["label_name"] in CLASSES
+        assert (np.abs(pixels.astype(int) - MARKERS[colour]).sum(-1) == 0).sum() >= 8 * 8  # the marker square
+
+
+def test_same_seed_same_bytes(tmp_path):
+    for name in ("a", "b"):
+        write_synthrs_rsitmd(tmp_path / name, seed=5, split_sizes={"train": 4, "test": 3}, image_size=32)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files and all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
