@@ -146,6 +146,7 @@ class HarmaConfig:
 
 TRAIN_MODES = ("lora", "full")
 TRAIN_TASKS = ("vlm", "retrieval")
+RETRIEVAL_ADAPTERS = ("clip",)  # CLIP-family dual encoders (finetune/retrieval)
 
 
 def check_values(cfg: Any) -> list[str]:
@@ -155,9 +156,11 @@ def check_values(cfg: Any) -> list[str]:
     from finetune.models.adapters import ADAPTERS
 
     problems = []
-    if cfg.model.adapter not in ADAPTERS:
-        problems.append(f"model.adapter: unknown adapter '{cfg.model.adapter}'; choose from: {', '.join(sorted(ADAPTERS))}")
     t = cfg.train
+    adapters = RETRIEVAL_ADAPTERS if t.task == "retrieval" else tuple(ADAPTERS)
+    if cfg.model.adapter not in adapters:
+        problems.append(f"model.adapter: unknown adapter '{cfg.model.adapter}' for train.task={t.task}; "
+                        f"choose from: {', '.join(sorted(adapters))}")
     if t.task not in TRAIN_TASKS:
         problems.append(f"train.task: '{t.task}' is not one of {', '.join(TRAIN_TASKS)}")
     if t.mode not in TRAIN_MODES:

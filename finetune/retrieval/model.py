@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from finetune.data.jsonio import write_text_atomic
+from finetune.files import write_text_atomic
 from finetune.retrieval.adapters import HarmaAdapters, encoder_layers, harma_parameter
 
 METHODS = ("harma", "lora", "full", "probe", "zeroshot")

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from finetune.export import (
-    PLORA_REFUSAL,
     ExportError,
     export_copy,
     export_merged,
@@ -33,8 +32,6 @@ def run(args: argparse.Namespace) -> int:
         run_cfg = find_run_config(source, checkpoint)
         model_cfg = model_config(run_cfg, args.base)
         is_adapter = (checkpoint / "adapter_config.json").exists()
-        if args.merge and model_cfg.adapter == "xcomposer2":
-            raise ExportError(PLORA_REFUSAL.format(source=source, out=out))
         if args.merge and is_adapter:
             report = export_merged(checkpoint, out, model_cfg, args.rtol)
             print(f"merged {checkpoint} into {report['base']} -> {out} ({report['dtype']}, max |logit diff| "
