@@ -99,3 +99,13 @@ def test_loss_scores_equal_hf_loss_on_answer_tokens_only(model_cfg, tmp_path):
         assert scores["loss"][i] == pytest.approx(want, rel=1e-4)
         loss, el2n, mismatched = answer_losses(runner, [sample])
         assert mismatched == 0 and loss.item() == pytest.approx(want, rel=1e-4)
+
+
+def test_signal_cache_defaults_to_the_cache_root_not_the_current_folder(model_cfg, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("GEOTUNE_CACHE", str(tmp_path / "root"))
+    loss_scores(RECORDS[:2], SeededImages(), model_cfg)
+    assert [p.name.split("-")[0] for p in (tmp_path / "root" / "signals").iterdir()] == ["loss"]
+    assert list(elsewhere.iterdir()) == []
