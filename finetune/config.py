@@ -50,7 +50,7 @@ class DataConfig:
     datasets: list[DatasetSpec] = _help("Training datasets.", factory=list)
     skip_bad: bool = _help("Drop invalid records (counted by reason in the report) instead of failing.", False)
     check_images: bool = _help("Also open every image at load time (missing/unreadable ones are bad records).", False)
-    cache_dir: str = _help("Arrow cache of parsed annotation files.", ".cache/geotune/data")
+    cache_dir: str = _help("Arrow cache of parsed annotation files ('': <cache root>/data, see top-level cache_dir).", "")
 
 
 @dataclass
@@ -91,6 +91,10 @@ class TrainConfig:
     gradient_checkpointing: bool = _help("Trade compute for activation memory.", False)
     bf16: bool = _help("bf16 mixed precision (GPU only; ignored on CPU).", False)
     group_by_length: bool = _help("Length-grouped sampler to cut padding.", True)
+    length_megabatch: int = _help(
+        "Optimiser steps per mega-batch of the length-grouped sampler: each mega-batch is drawn at random and "
+        "sorted by length inside, so batches mix the tasks of one mega-batch (1: random order; 50: HF's, least "
+        "padding, but one task per batch when length follows task). docs/training.md has the measurements.", 50)
     supervised_logits: bool = _help("LM head and loss only at labelled positions (models taking a boolean "
                                     "logits_to_keep); the same loss in less time and memory.", True)
     too_long: str = _help("Samples over max_length: truncate (text only; image spans are never cut) | drop. Counted.", "truncate")
