@@ -90,7 +90,9 @@ class TrainConfig:
     max_length: int = _help("Most tokens per sample; longer samples are truncated or dropped (counted).", 4096)
     gradient_checkpointing: bool = _help("Trade compute for activation memory.", False)
     bf16: bool = _help("bf16 mixed precision (GPU only; ignored on CPU).", False)
-    group_by_length: bool = _help("Length-grouped sampler to cut padding.", True)
+    group_by_length: bool = _help(
+        "Length-grouped sampler: less padding, but batches of one length band (one task when length follows task); "
+        "off by default: random order reached a given held-out loss first (docs/training.md).", False)
     length_megabatch: int = _help(
         "Optimiser steps per mega-batch of the length-grouped sampler: each mega-batch is drawn at random and "
         "sorted by length inside, so batches mix the tasks of one mega-batch (1: random order; 50: HF's, least "
