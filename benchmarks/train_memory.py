@@ -128,6 +128,8 @@ def main() -> None:
     trainer = finetune.experiment.build_trainer(cfg)
     sampler.mark("train()")
     trainer.train()
+    sampler.mark("save_model")
+    trainer.save_model(str(work / "run" / "final"))
     sampler.mark("end")
     sampler.running = False
     hwm = _status_mib("VmHWM")
