@@ -44,8 +44,9 @@ LOSS = re.compile(r"""[{,]\s*['"]loss['"]:\s*['"]?([0-9.eE+-]+)""")
 RUNTIME = re.compile(r"""['"]train_runtime['"]:\s*['"]?([0-9.]+)""")
 
 
-def prepare(work: Path, python: str) -> tuple[Path, Path]:
-    """The tiny model and the pool as ShareGPT with absolute image paths."""
+def prepare(work: Path, python: str) -> tuple[Path, Path, Path]:
+    """The tiny model, the pool as ShareGPT (image paths relative to the pool, for geotune, which
+    refuses absolute ones) and the same file with absolute paths (for the peers)."""
     model, synthrs = work / "tiny", work / "synthrs"
     setup = ("from pathlib import Path; from finetune.models.tiny import build_tiny_internvl; "
              "from geotune.synth import write_synthrs; "
@@ -60,8 +61,9 @@ def prepare(work: Path, python: str) -> tuple[Path, Path]:
     rows = json.loads(converted.read_text())
     for row in rows:
         row["images"] = [str(pool / image) for image in row.get("images", [])]
-    converted.write_text(json.dumps(rows))
-    return model, converted
+    absolute = converted.with_name("pool_sharegpt_abs.json")
+    absolute.write_text(json.dumps(rows))
+    return model, converted, absolute
 
 
 def tree_memory(root: int) -> tuple[int, int]:
@@ -158,18 +160,21 @@ def evaluate(python: str, model: Path, checkpoint: Path, synthrs: Path, limit: i
     return json.loads((checkpoint / "eval" / "summary.json").read_text())
 
 
-def run_system(system: str, mode: str, round_: int, args, model: Path, data: Path, venvs: dict) -> dict:
+def run_system(system: str, mode: str, round_: int, args, model: Path, data: list[Path], venvs: dict) -> dict:
     out = args.work / "runs" / f"{system}-{mode}-{round_}"
     shutil.rmtree(out, ignore_errors=True)
     setting = Setting(mode=mode, epochs=args.epochs)
     if system == "geotune":
-        command = geotune_command(args.python, model, data, out, args.work / "cache", setting)
+        command = geotune_command(args.python, model, data[0], args.work / "synthrs" / "instruct", out,
+                                  args.work / "cache", setting)
     elif system == "ms-swift":
-        command = swift_command(console_script(venvs[system], system), model, data, out, setting)
+        command = swift_command(console_script(venvs[system], system), model, data[1], out, setting)
     else:
-        command = [str(console_script(venvs[system], system)), "train", str(write_llamafactory(model, data, out, setting))]
+        command = [str(console_script(venvs[system], system)), "train",
+                   str(write_llamafactory(model, data[1], out, setting))]
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"system": system, "mode": mode, "round": round_, **timed_run(command, out.with_suffix(".log"), args.work)}
+    result = {"system": system, "mode": mode, "round": round_, **timed_run(command, out.with_suffix(".log"),
+                                                                           REPO if system == "geotune" else args.work)}
     if system == "geotune":
         summary = json.loads((out / "train_summary.json").read_text())
         result["padding"] = summary["padding_share"]
@@ -191,8 +196,8 @@ def table(results: list[dict], smooth: int, target: float | None) -> str:
         finals = {id(r): smoothed(r["losses"], smooth)[-1][1] for r in runs}
         goal = target if target is not None else max(finals.values())
         lines += [f"\n{mode}: medians over rounds; target loss {goal:.3f} (mean of {smooth} steps)",
-                  "| system | rounds | wall s | train s | CPU s | peak RSS GB | peak anon GB | padding | final loss | "
-                  "s to target | UCMerced | AID | LRBEN |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| system | rounds | wall s | train s | CPU s | peak RSS GB | tree RSS GB | tree anon GB | padding | "
+                  "final loss | s to target | UCMerced | AID | LRBEN |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for system in SYSTEMS:
             mine = [r for r in runs if r["system"] == system]
             if not mine:
@@ -207,7 +212,7 @@ def table(results: list[dict], smooth: int, target: float | None) -> str:
                    for b in ("ucmerced", "aid", "lrben")}
             padding = f"{med('padding'):.1%}" if system == "geotune" else "random order"
             lines.append(f"| {system} | {len(mine)} | {med('wall_s'):.1f} | {med('train_s'):.1f} | {med('cpu_s'):.1f} | "
-                         f"{med('peak_rss_gb'):.2f} | {med('peak_anon_gb'):.2f} | {padding} | {statistics.median(finals[id(r)] for r in mine):.3f} | "
+                         f"{med('peak_rss_gb'):.2f} | {med('peak_tree_rss_gb'):.2f} | {med('peak_anon_gb'):.2f} | {padding} | {statistics.median(finals[id(r)] for r in mine):.3f} | "
                          f"{statistics.median(t for t in reach if t is not None) if all(reach) else 'not all'} | "
                          f"{acc['ucmerced']:.3f} | {acc['aid']:.3f} | {acc['lrben']:.3f} |")
     return "\n".join(lines)
@@ -238,7 +243,7 @@ def main() -> None:
     systems = args.systems.split(",")
     venvs = {s: ensure_venv(venv_root, s) for s in systems if s != "geotune"}
     args.work.mkdir(parents=True, exist_ok=True)
-    model, data = prepare(args.work, args.python)
+    model, *data = prepare(args.work, args.python)
     results, log = [], args.work / "results.jsonl"
     for round_ in range(args.rounds):
         for mode in args.modes.split(","):

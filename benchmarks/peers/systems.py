@@ -33,9 +33,11 @@ class Setting:
     max_length: int = 512
 
 
-def geotune_command(python: str, model: Path, data: Path, out: Path, cache: Path, s: Setting) -> list[str]:
+def geotune_command(python: str, model: Path, data: Path, image_root: Path, out: Path, cache: Path,
+                    s: Setting) -> list[str]:
     return [python, "-m", "geotune", "train", f"model.path={model}", f"run_dir={out}", f"cache_dir={cache}",
-            f"data.datasets=[{{name: pool, path: '{data}', format: sharegpt}}]", f"train.mode={s.mode}",
+            f"data.datasets=[{{name: pool, path: '{data}', format: sharegpt, image_root: '{image_root}'}}]",
+            f"train.mode={s.mode}",
             f"train.epochs={s.epochs}", f"train.per_device_batch_size={s.batch}", f"train.learning_rate={s.lr}",
             "train.grad_accum=1", "train.weight_decay=0", "train.adam_beta2=0.999", "train.warmup_ratio=0",
             "train.lr_scheduler=cosine", f"train.max_length={s.max_length}", "train.freeze_vision=true",
