@@ -71,7 +71,8 @@ train: {{max_steps: {steps}, per_device_batch_size: {batch}, report_to: [none], 
 
 
 def run_once(recipe_path: Path, work: Path, grouped: bool, seed: int, overrides: tuple = ()) -> dict:
-    cfg = load_recipe(str(recipe_path), [f"run_dir={work / 'run'}", f"seed={seed}", "train.resume=false", *overrides])
+    cfg = load_recipe(str(recipe_path), [f"run_dir={work / 'run'}", f"seed={seed}", "train.resume=false",
+                                         f"train.group_by_length={str(grouped).lower()}", *overrides])
     trainer = build_trainer(cfg, load_training_data(cfg))
     counter = TokenCounter(trainer.model)
     if not grouped:  # the plain HF Trainer on the same model, dataset and pad-to-longest collator

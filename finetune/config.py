@@ -61,7 +61,7 @@ class DataConfig:
     bands: Optional[list[int]] = _help(
         "Image bands shown as R, G, B, 1-based (e.g. [3, 2, 1]; one band: grey). None: the first three, or the only one "
         "as grey. Deeper than 8-bit bands are stretched 2nd-98th percentile (finetune/data/images.py).", None)
-    cache_dir: str = _help("Arrow cache of parsed annotation files.", ".cache/geotune/data")
+    cache_dir: str = _help("Arrow cache of parsed annotation files ('': <cache root>/data, see top-level cache_dir).", "")
 
 
 @dataclass
@@ -102,7 +102,13 @@ class TrainConfig:
     max_length: int = _help("Most tokens per sample; longer samples are truncated or dropped (counted).", 4096)
     gradient_checkpointing: bool = _help("Trade compute for activation memory.", False)
     bf16: bool = _help("bf16 mixed precision (GPU only; ignored on CPU).", False)
-    group_by_length: bool = _help("Length-grouped sampler to cut padding.", True)
+    group_by_length: bool = _help(
+        "Length-grouped sampler: less padding, but batches of one length band (one task when length follows task); "
+        "off by default: random order reached a given held-out loss first (docs/training.md).", False)
+    length_megabatch: int = _help(
+        "Optimiser steps per mega-batch of the length-grouped sampler: each mega-batch is drawn at random and "
+        "sorted by length inside, so batches mix the tasks of one mega-batch (1: random order; 50: HF's, least "
+        "padding, but one task per batch when length follows task). docs/training.md has the measurements.", 50)
     supervised_logits: bool = _help("LM head and loss only at labelled positions (models taking a boolean "
                                     "logits_to_keep); the same loss in less time and memory.", True)
     too_long: str = _help("Samples over max_length: truncate (text only; image spans are never cut) | drop. Counted.", "truncate")

@@ -22,10 +22,16 @@ class LengthGroupedSampler(torch.utils.data.Sampler[int]):
         group_size: samples per optimiser step across ranks (per-device batch x ranks x grad-accum);
             consecutive per-device batches cut from one group have similar lengths.
         seed: base seed; epoch ``e`` uses ``seed + e`` (``set_epoch``, called by the Trainer).
-        megabatch_groups: groups per mega-batch (HF uses 50): larger = less padding, less randomness.
+        megabatch_groups: groups per mega-batch (``train.length_megabatch``; HF uses 50): larger = less
+            padding, but when length follows task type a batch holds one task; 1 = random batches.
+
+    Raises:
+        ValueError: ``megabatch_groups`` below 1.
     """
 
     def __init__(self, lengths: Sequence[int], group_size: int, seed: int = 0, megabatch_groups: int = 50):
+        if int(megabatch_groups) < 1:
+            raise ValueError(f"train.length_megabatch: {megabatch_groups} is below 1 (1 = random order, 50 = HF's)")
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
         self.group_size = max(1, int(group_size))
         self.seed, self.epoch, self.megabatch_groups = int(seed), 0, int(megabatch_groups)

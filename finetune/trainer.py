@@ -32,10 +32,12 @@ class GeoTrainer(Trainer):
       so the summary counts the whole run.
     """
 
-    def __init__(self, *args, adapter=None, length_grouped: bool = True, supervised_logits: bool = True, **kwargs):
+    def __init__(self, *args, adapter=None, length_grouped: bool = True, length_megabatch: int = 50,
+                 supervised_logits: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.adapter = adapter
         self.length_grouped = length_grouped
+        self.length_megabatch = int(length_megabatch)
         self.token_counts = {"tokens": 0, "slots": 0, "samples": 0, "labelled": 0}
         self.resumed_counts = dict.fromkeys(self.token_counts, 0)  # what the checkpoint resumed from had counted
         self._params_for_flops = None
@@ -75,7 +77,8 @@ class GeoTrainer(Trainer):
         if not self.length_grouped or lengths is None:
             return super()._get_train_sampler(train_dataset)
         group = self.args.per_device_train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
-        return LengthGroupedSampler(lengths, group, seed=self.args.data_seed or self.args.seed)
+        return LengthGroupedSampler(lengths, group, seed=self.args.data_seed or self.args.seed,
+                                    megabatch_groups=self.length_megabatch)
 
     def floating_point_ops(self, inputs) -> int:
         """HF's count (6 x input tokens x non-embedding parameters), the parameters counted once: HF walks

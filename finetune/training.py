@@ -149,6 +149,7 @@ def build_trainer(cfg, data, records=None, args=None):
     trainer = GeoTrainer(model=model, args=args, train_dataset=dataset,
                          data_collator=DataCollatorForVLM(pad_token_id(processor)), processing_class=processor,
                          adapter=adapter, length_grouped=bool(cfg.train.group_by_length),
+                         length_megabatch=int(cfg.train.length_megabatch),
                          supervised_logits=bool(cfg.train.supervised_logits))
     trainer.experiment = {"data": data, "records": records, "dataset": dataset}
     return trainer

@@ -1,5 +1,4 @@
-import sys
-
+from finetune.fast_exit import exit_now
 from geotune.cli import main
 
-sys.exit(main())
+exit_now(main())

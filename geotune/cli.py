@@ -77,5 +77,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
 
 
+def console_main() -> None:
+    """The ``geotune`` console script: ``main`` without interpreter teardown at the end (finetune.fast_exit)."""
+    from finetune.fast_exit import exit_now
+
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

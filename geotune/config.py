@@ -44,6 +44,9 @@ class RecipeConfig:
     name: str = config_field("Recipe name (the YAML file's stem unless set).", "")
     run_dir: str = config_field("Where the run writes everything (default runs/<name>).", "")
     seed: int = config_field("Global seed.", 42)
+    cache_dir: str = config_field(
+        "Root of every cache (data/, features/, signals/ under it); '' = $GEOTUNE_CACHE, else ~/.cache/geotune "
+        "(finetune.cache). Never the current directory unless given relative.", "")
     model: ModelConfig = config_field("Model to fine-tune.", factory=ModelConfig)
     data: DataConfig = config_field("Training data.", factory=DataConfig)
     mix: MixConfig = config_field("General/domain mix.", factory=MixConfig)

@@ -20,7 +20,7 @@ class FeaturesConfig:
     max_patches: int = _help("Image tiles per image for target/reference features (1: one tile, cheapest).", 1)
     batch_size: int = _help("Samples per forward pass.", 16)
     shard_size: int = _help("Samples per on-disk feature shard.", 4096)
-    cache_dir: str = _help("Feature cache root.", ".cache/geotune/features")
+    cache_dir: str = _help("Feature cache folder ('': <cache root>/features, see top-level cache_dir).", "")
 
 
 @dataclass

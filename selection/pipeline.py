@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from finetune.cache import recipe_cache_dir
 from finetune.files import write_json_atomic, write_text_atomic
 from selection import get_selector
 from selection.budget import SelectionError, SelectionInputs, check_options, resolve_budget
@@ -124,21 +125,24 @@ def compute_inputs(cfg: DictConfig, data, selector, timings: dict[str, float]) -
         from selection.features import extract_features
 
         start = time.perf_counter()
-        inputs.features = extract_features(records, data, sel.features, cfg.model, sel.features.cache_dir)
+        inputs.features = extract_features(records, data, sel.features, cfg.model,
+                                           recipe_cache_dir(cfg, "features", sel.features.cache_dir))
         timings["features"] = time.perf_counter() - start
     if "shift" in needs:
         from selection.signals import shift_scores
 
         start = time.perf_counter()
-        inputs.signals["shift"] = np.asarray(shift_scores(records, data, cfg.model, shift_signal_options(options)))
+        shift_opts = shift_signal_options(options)
+        shift_opts["cache_dir"] = str(recipe_cache_dir(cfg, "signals", shift_opts.get("cache_dir")))
+        inputs.signals["shift"] = np.asarray(shift_scores(records, data, cfg.model, shift_opts))
         timings["signals"] = time.perf_counter() - start
     if needs & {"loss", "el2n"}:
         from selection.signals import loss_scores
 
         start = time.perf_counter()
-        # Sharded like the features (several shards per rank under torchrun), cached beside them.
+        # Sharded like the features (several shards per rank under torchrun), cached under the cache root.
         scores = loss_scores(records, data, cfg.model, shard_size=int(sel.features.shard_size),
-                             cache_root=str(Path(sel.features.cache_dir).parent / "signals"))
+                             cache_root=recipe_cache_dir(cfg, "signals"))
         inputs.signals.update({k: np.asarray(v) for k, v in scores.items()})
         timings["signals"] = timings.get("signals", 0.0) + time.perf_counter() - start
     if "lengths" in needs:

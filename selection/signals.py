@@ -13,7 +13,7 @@ Options (``selection.options``; unknown keys are left to the selector):
     perturbation_seed  0
     batch_size         16 (original and perturbed copies run in one forward pass of 2·batch_size)
     shard_size         4096
-    cache_dir          ".cache/geotune/signals"
+    cache_dir          None: <cache root>/signals (finetune.cache; the recipe's cache_dir)
 
 None of these is published; they are geotune's defaults (docs/selection.md says why).
 
@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from finetune.cache import cache_dir
 from selection.features.inputs import ENCODING, ModelRunner, prefetched_samples
 from selection.features.store import cache_key, data_fingerprint, model_fingerprint, run_sharded
 from selection.features.target import PooledStates
@@ -48,7 +48,7 @@ SHIFT_DEFAULTS: dict[str, Any] = {
     "perturbation_seed": 0,
     "batch_size": 16,
     "shard_size": 4096,
-    "cache_dir": ".cache/geotune/signals",
+    "cache_dir": None,
 }
 DISTANCES = ("l2", "cosine")
 
@@ -78,7 +78,7 @@ def distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
 def _sharded_signal(name, records, data, model_cfg, parts, shard_size, cache_root, compute_rows, on_shard_done):
     key = cache_key({"data": data_fingerprint(records, data), "model": model_fingerprint(model_cfg.path), "encoding": ENCODING,
                      "adapter": model_cfg.adapter, "dtype": model_cfg.dtype, "shard_size": shard_size, **parts})
-    entry = Path(cache_root) / f"{name}-{key}"
+    entry = cache_dir("signals", override=cache_root) / f"{name}-{key}"
     return run_sharded(entry, len(records), shard_size, compute_rows, dtype="float32", desc=name,
                        on_shard_done=on_shard_done, meta={"signal": name, "records": len(records), **parts})
 
@@ -158,7 +158,7 @@ def loss_scores(
     *,
     batch_size: int = 8,
     shard_size: int = 4096,
-    cache_root: str = ".cache/geotune/signals",
+    cache_root: str | None = None,
     on_shard_done: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """``{"loss": (N,), "el2n": (N,)}`` from a reference model over answer tokens (module docstring)."""

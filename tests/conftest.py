@@ -27,6 +27,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(autouse=True)
+def _cache_root(tmp_path_factory, monkeypatch):
+    """Every test's caches under one temporary root (finetune.cache), never the user's ~/.cache/geotune."""
+    monkeypatch.setenv("GEOTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "geotune-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_internvl(tmp_path_factory):
     """Path of a tiny random-init HF-native InternVL checkpoint (64-px tiles, 16 image tokens)."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finetune.cache import recipe_cache_dir
 from finetune.data import formats, jsonio
 from finetune.data.images import ImageError, check_bands, check_image, confined_path, read_image
 from finetune.data.index import IndexedFile, load_indexed
@@ -160,7 +161,7 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
 
     Args:
         cfg: the recipe (``geotune.config.load_recipe``); reads ``data`` and ``mix``.
-        cache_dir: override ``data.cache_dir``.
+        cache_dir: override ``data.cache_dir`` (default: ``<cache root>/data``, ``finetune.cache``).
 
     Raises:
         BadRecordError: a bad record without ``data.skip_bad`` (names file:line and what to do).
@@ -169,7 +170,7 @@ def load_training_data(cfg: Any, cache_dir: str | None = None) -> TrainingData:
     data_cfg, seed = cfg.data, int(cfg.mix.seed)
     if not data_cfg.datasets:
         raise ValueError("data.datasets is empty: list at least one annotation file in the recipe")
-    cache = cache_dir or data_cfg.cache_dir or None
+    cache = cache_dir or recipe_cache_dir(cfg, "data", data_cfg.cache_dir)
     bands = check_bands(data_cfg.get("bands"))
     skipped: Counter = Counter()
     roots: dict[str, Path] = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from finetune.cache import cache_dir
 from selection.features.reference import ReferenceBackend
 from selection.features.store import cache_key, data_fingerprint, load_report, run_sharded
 from selection.features.target import TargetBackend
@@ -57,7 +58,7 @@ def _entry(backend, records, data, features_cfg, cache_root) -> Path:
     key = cache_key(
         {"data": data_fingerprint(records, data), "backend": backend.identity(), "shard_size": features_cfg.shard_size}
     )
-    return Path(cache_root or features_cfg.cache_dir) / f"{features_cfg.backend}-{key}"
+    return cache_dir("features", override=cache_root or features_cfg.cache_dir) / f"{features_cfg.backend}-{key}"
 
 
 def extract_features(
@@ -76,7 +77,7 @@ def extract_features(
         data: a ``TrainingData`` (``load_image(record, i)``, ``image_path(record, i)``).
         features_cfg: ``selection.features`` recipe section.
         model_cfg: ``model`` recipe section (the target backend's model, reference fallback).
-        cache_root: cache folder (default ``features_cfg.cache_dir``).
+        cache_root: cache folder (default ``features_cfg.cache_dir``, else ``<cache root>/features``).
         on_shard_done: called with each shard index this call computed (for tests and progress hooks).
 
     Returns:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from finetune.cache import cache_dir
 from geotune.config import RecipeError, load_recipe
 from selection.budget import SelectionError
 from selection.manifest import read_manifest
@@ -38,8 +39,9 @@ def calls(monkeypatch, clustered):
         counts["shift_options"] = options
         return np.linspace(0.0, 1.0, len(records))[::-1].copy()
 
-    def loss_scores(records, data, model_cfg, **kwargs):
+    def loss_scores(records, data, model_cfg, cache_root=None, **kwargs):
         counts["loss"] += 1
+        counts["loss_cache"] = cache_root
         x = np.arange(len(records), dtype=np.float64)
         return {"loss": x / len(records), "el2n": (x % 5) / 5}
 
@@ -65,7 +67,9 @@ def test_adaptive_shift_run_writes_everything_and_reuses(tmp_path, calls, record
     header, rows = read_manifest(path)
     assert header["n_kept"] == 30 == len(rows) and header["method"] == "adaptive_shift"
     assert {r["id"] for r in rows} <= {r.id for r in data.records}
-    assert calls == {"features": 1, "shift": 1, "loss": 0, "shift_options": {"perturbation": "image:blur"}}
+    signals_cache = str(cache_dir("signals"))  # <GEOTUNE_CACHE>/signals: the conftest's root
+    assert calls == {"features": 1, "shift": 1, "loss": 0,
+                     "shift_options": {"perturbation": "image:blur", "cache_dir": signals_cache}}
     out = tmp_path / "selection"
     timings = json.loads((out / "timings.json").read_text())
     assert {"features", "signals", "select", "select.cluster", "select.keep_per_cluster", "manifest"} <= set(timings)

@@ -134,3 +134,13 @@ def test_nan_shift_stays_nan_and_is_counted(model_cfg, tmp_path, monkeypatch):
     assert np.isnan(shift).sum() == 1  # one batch of 6: one failed row, not a shift of 0
     entry = next(tmp_path.glob("shift-*"))
     assert json.loads((entry / "report.json").read_text())["nan_rows"] == 1
+
+
+def test_signal_cache_defaults_to_the_cache_root_not_the_current_folder(model_cfg, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("GEOTUNE_CACHE", str(tmp_path / "root"))
+    loss_scores(RECORDS[:2], SeededImages(), model_cfg)
+    assert [p.name.split("-")[0] for p in (tmp_path / "root" / "signals").iterdir()] == ["loss"]
+    assert list(elsewhere.iterdir()) == []

@@ -1,0 +1,264 @@
+"""geotune vs ms-swift vs LLaMA-Factory: the same model, pool and settings, in paired rounds.
+
+    nice -n 10 .venv/bin/python benchmarks/peers/compare.py --work /tmp/peers --rounds 2 --modes full,lora
+
+1. Creates a venv per peer under ``--venvs`` (default ``<cache root>/peers``) and installs it there
+   (``benchmarks/peers/venvs.py``; torch from the same wheels as geotune's). Nothing of the peers is
+   in this repository.
+2. Builds the tiny InternVL and SynthRS (small), converts the instruction pool with
+   ``geotune data convert --to sharegpt`` (image paths made absolute, so every system reads the same
+   file from any folder).
+3. Runs each system on it with the settings in ``benchmarks/peers/systems.py`` (their silent defaults
+   written out), one round = every system once in rotating order, under ``/usr/bin/time``: wall time,
+   CPU time (user + sys), peak RSS; training time = the HF Trainer's own ``train_runtime`` (all three
+   train with it); the loss of every step as each system logs it, stamped on arrival.
+4. Scores each saved model with ``geotune eval`` (UCMerced / AID / LRBEN, ``--eval-limit`` questions).
+5. Prints the table (medians over rounds) and writes ``results.jsonl`` and ``table.md`` in ``--work``.
+
+Time to target loss: seconds from the process start to the first step whose mean loss over the last
+``--smooth`` steps is at most ``--target-loss`` (default: the highest final smoothed loss of all runs of
+that mode, so every system reaches it). Loss curves are comparable only roughly: the peers' templates
+also supervise the "\\n" after the end-of-turn token, one more (easy) label per answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from systems import Setting, geotune_command, swift_command, write_llamafactory  # noqa: E402
+from venvs import console_script, ensure_venv  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEMS = ("geotune", "ms-swift", "llamafactory")
+LOSS = re.compile(r"""[{,]\s*['"]loss['"]:\s*['"]?([0-9.eE+-]+)""")
+RUNTIME = re.compile(r"""['"]train_runtime['"]:\s*['"]?([0-9.]+)""")
+
+
+def prepare(work: Path, python: str) -> tuple[Path, Path, Path]:
+    """The tiny model, the pool as ShareGPT (image paths relative to the pool, for geotune, which
+    refuses absolute ones) and the same file with absolute paths (for the peers)."""
+    model, synthrs = work / "tiny", work / "synthrs"
+    setup = ("from pathlib import Path; from finetune.models.tiny import build_tiny_internvl; "
+             "from geotune.synth import write_synthrs; "
+             f"p = Path('{model}'); (p / 'config.json').exists() or build_tiny_internvl(p); "
+             f"write_synthrs(Path('{synthrs}'), seed=0, size='small')")
+    subprocess.run([python, "-c", setup], check=True, cwd=REPO)
+    pool = synthrs / "instruct"
+    converted = work / "data" / "pool_sharegpt.json"
+    converted.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([python, "-m", "geotune", "data", "convert", str(pool / "geochat_style.json"), str(converted),
+                    "--to", "sharegpt"], check=True, cwd=REPO)
+    rows = json.loads(converted.read_text())
+    for row in rows:
+        row["images"] = [str(pool / image) for image in row.get("images", [])]
+    absolute = converted.with_name("pool_sharegpt_abs.json")
+    absolute.write_text(json.dumps(rows))
+    return model, converted, absolute
+
+
+def tree_memory(root: int) -> tuple[int, int]:
+    """(VmRSS, RssAnon) in kB summed over process ``root`` and its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    rss = anon = 0
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+            rss += int(status.get("VmRSS", "0 kB").split()[0])
+            anon += int(status.get("RssAnon", "0 kB").split()[0])
+        except (OSError, ValueError):
+            continue
+    return rss, anon
+
+
+class PeakMemory(threading.Thread):
+    """Peak of (VmRSS, RssAnon) over a process tree, polled every 0.1 s. RssAnon leaves out the mapped
+    library pages, whose resident share depends on what the page cache holds (a venv other processes
+    use keeps its libraries cached, and a fault then maps more of them), not on the program."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.running = pid, (0, 0), True
+
+    def run(self):
+        while self.running:
+            rss, anon = tree_memory(self.pid)
+            self.peak = (max(self.peak[0], rss), max(self.peak[1], anon))
+            time.sleep(0.1)
+
+
+def timed_run(command: list[str], log: Path, cwd: Path) -> dict:
+    """Run under ``/usr/bin/time``; every output line stamped; losses and train_runtime parsed."""
+    stats = log.with_suffix(".time")
+    start = time.perf_counter()
+    losses, runtime = [], None
+    with subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(stats), *command], cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc, \
+            log.open("w") as out:
+        memory = PeakMemory(proc.pid)
+        memory.start()
+        for line in proc.stdout:
+            now = time.perf_counter() - start
+            out.write(line)
+            for chunk in line.split("\r"):
+                if (m := LOSS.search(chunk)) and "train_runtime" not in chunk:
+                    losses.append((round(now, 2), float(m.group(1))))
+                if m := RUNTIME.search(chunk):
+                    runtime = float(m.group(1))
+    memory.running = False
+    if proc.returncode:
+        raise RuntimeError(f"{command[0]} failed (exit {proc.returncode}); see {log}")
+    wall, user, system, rss_kib = stats.read_text().split()[-4:]
+    return {"wall_s": float(wall), "cpu_s": float(user) + float(system), "peak_rss_gb": int(rss_kib) * 1024 / 1e9,
+            "peak_tree_rss_gb": memory.peak[0] * 1024 / 1e9, "peak_anon_gb": memory.peak[1] * 1024 / 1e9,
+            "train_s": runtime, "losses": losses}
+
+
+def saved_model(system: str, out: Path) -> Path:
+    if system == "geotune":
+        return out / "final"
+    if system == "llamafactory":
+        return out
+    found = sorted(out.rglob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))  # ms-swift
+    return found[-1] if found else out
+
+
+def complete_processor_files(checkpoint: Path, base: Path) -> list[str]:
+    """Copy tokenizer/processor files a system did not save from the base model (never weights)."""
+    copied = []
+    for f in base.iterdir():
+        if f.is_file() and not f.name.endswith((".safetensors", ".bin")) and f.name != "config.json" \
+                and not (checkpoint / f.name).exists() and not (checkpoint / "adapter_config.json").exists():
+            shutil.copy2(f, checkpoint / f.name)
+            copied.append(f.name)
+    return copied
+
+
+def evaluate(python: str, model: Path, checkpoint: Path, synthrs: Path, limit: int) -> dict:
+    subprocess.run([python, "-m", "geotune", "eval", f"model.path={model}", f"checkpoint={checkpoint}",
+                    "eval.benchmarks=[ucmerced,aid,lrben]", f"eval.ucmerced_root={synthrs}", f"eval.aid_root={synthrs}",
+                    f"eval.lrben_root={synthrs}", f"eval.limit={limit}"], check=True, cwd=REPO,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads((checkpoint / "eval" / "summary.json").read_text())
+
+
+def run_system(system: str, mode: str, round_: int, args, model: Path, data: list[Path], venvs: dict) -> dict:
+    out = args.work / "runs" / f"{system}-{mode}-{round_}"
+    shutil.rmtree(out, ignore_errors=True)
+    setting = Setting(mode=mode, epochs=args.epochs)
+    if system == "geotune":
+        command = geotune_command(args.python, model, data[0], args.work / "synthrs" / "instruct", out,
+                                  args.work / "cache", setting)
+    elif system == "ms-swift":
+        command = swift_command(console_script(venvs[system], system), model, data[1], out, setting)
+    else:
+        command = [str(console_script(venvs[system], system)), "train",
+                   str(write_llamafactory(model, data[1], out, setting))]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"system": system, "mode": mode, "round": round_, **timed_run(command, out.with_suffix(".log"),
+                                                                           REPO if system == "geotune" else args.work)}
+    if system == "geotune":
+        summary = json.loads((out / "train_summary.json").read_text())
+        result["padding"] = summary["padding_share"]
+    checkpoint = saved_model(system, out)
+    result["copied_processor_files"] = complete_processor_files(checkpoint, model)
+    if args.eval_limit:
+        result["accuracy"] = evaluate(args.python, model, checkpoint, args.work / "synthrs", args.eval_limit)
+    return result
+
+
+def smoothed(losses: list[tuple[float, float]], k: int) -> list[tuple[float, float]]:
+    return [(t, statistics.fmean(v for _, v in losses[max(0, i - k + 1): i + 1])) for i, (t, _) in enumerate(losses)]
+
+
+def table(results: list[dict], smooth: int, target: float | None) -> str:
+    lines = []
+    for mode in sorted({r["mode"] for r in results}):
+        runs = [r for r in results if r["mode"] == mode]
+        finals = {id(r): smoothed(r["losses"], smooth)[-1][1] for r in runs}
+        goal = target if target is not None else max(finals.values())
+        lines += [f"\n{mode}: medians over rounds; target loss {goal:.3f} (mean of {smooth} steps)",
+                  "| system | rounds | wall s | train s | CPU s | peak RSS GB | tree RSS GB | tree anon GB | padding | "
+                  "final loss | s to target | UCMerced | AID | LRBEN |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for system in SYSTEMS:
+            mine = [r for r in runs if r["system"] == system]
+            if not mine:
+                continue
+
+            def med(key, rows=mine):
+                values = [r[key] for r in rows if r.get(key) is not None]
+                return statistics.median(values) if values else float("nan")
+
+            reach = [next((t for t, v in smoothed(r["losses"], smooth) if v <= goal), None) for r in mine]
+            acc = {b: statistics.median(r["accuracy"][b] for r in mine) if "accuracy" in mine[0] else float("nan")
+                   for b in ("ucmerced", "aid", "lrben")}
+            padding = f"{med('padding'):.1%}" if system == "geotune" else "random order"
+            lines.append(f"| {system} | {len(mine)} | {med('wall_s'):.1f} | {med('train_s'):.1f} | {med('cpu_s'):.1f} | "
+                         f"{med('peak_rss_gb'):.2f} | {med('peak_tree_rss_gb'):.2f} | {med('peak_anon_gb'):.2f} | {padding} | {statistics.median(finals[id(r)] for r in mine):.3f} | "
+                         f"{statistics.median(t for t in reach if t is not None) if all(reach) else 'not all'} | "
+                         f"{acc['ucmerced']:.3f} | {acc['aid']:.3f} | {acc['lrben']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--venvs", type=Path, default=None, help="peer venvs (default: <cache root>/peers)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--modes", default="full,lora")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--eval-limit", type=int, default=300, help="questions per benchmark (0: no eval)")
+    parser.add_argument("--smooth", type=int, default=20)
+    parser.add_argument("--target-loss", type=float, default=None)
+    parser.add_argument("--python", default=sys.executable, help="geotune's interpreter")
+    parser.add_argument("--report-only", action="store_true", help="print the table of --work/results.jsonl")
+    args = parser.parse_args()
+    if args.report_only:
+        rows = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines()]
+        print(table(rows, args.smooth, args.target_loss))
+        return
+    sys.path.insert(0, str(REPO))
+    from finetune.cache import cache_root  # the peers' venvs go beside geotune's caches
+
+    venv_root = args.venvs or cache_root() / "peers"
+    systems = args.systems.split(",")
+    venvs = {s: ensure_venv(venv_root, s) for s in systems if s != "geotune"}
+    args.work.mkdir(parents=True, exist_ok=True)
+    model, *data = prepare(args.work, args.python)
+    results, log = [], args.work / "results.jsonl"
+    for round_ in range(args.rounds):
+        for mode in args.modes.split(","):
+            order = systems[round_ % len(systems):] + systems[: round_ % len(systems)]
+            for system in order:
+                result = run_system(system, mode, round_, args, model, data, venvs)
+                results.append(result)
+                with log.open("a") as f:
+                    f.write(json.dumps(result) + "\n")
+                print(f"round {round_} {mode} {system}: wall {result['wall_s']:.1f} s, train {result['train_s']} s, "
+                      f"RSS {result['peak_rss_gb']:.2f} GB, accuracy {result.get('accuracy')}", flush=True)
+    text = table(results, args.smooth, args.target_loss)
+    (args.work / "table.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
