@@ -62,3 +62,10 @@ def test_every_command_is_one_module_under_geotune_commands():
 
 def test_the_experiment_reads_in_under_150_lines():
     assert len((ROOT / "geotune" / "experiment.py").read_text().splitlines()) < 150
+
+
+def test_test_file_names_are_unique():
+    """The tests are folders without __init__.py (they mirror the packages and must not shadow them), so
+    pytest imports each file by its base name: two files with one name fail collection."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
