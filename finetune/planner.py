@@ -332,6 +332,11 @@ def setup_from_recipe(cfg, gpus: int = 2, seq_len: int | None = None,
 
 def plan_recipe(cfg, gpus: int = 2, gpu_gib: float = 24.0, seq_len: int | None = None,
                 labelled_share: float | None = None) -> Plan:
+    if cfg.train.get("task", "vlm") != "vlm":
+        # The memory model is a VLM's (LLM + ViT + projector, token activations); a CLIP dual encoder at
+        # HarMA's batch 428 is another shape, and a wrong number is worse than none.
+        raise RecipeError(f"train.task={cfg.train.task}: the planner models multimodal LLM fine-tuning only "
+                          "(train.task=vlm); retrieval recipes are not planned (docs/harma.md gives measured memory)")
     setup, ds = setup_from_recipe(cfg, gpus, seq_len, labelled_share)
     try:
         plan = estimate(setup, gpu_gib, ds)
