@@ -106,6 +106,8 @@ def _fmt(values: list[float]) -> str:
 def _ci(diffs: list[float]) -> str:
     if not diffs:
         return "—"
+    if len(diffs) == 1:
+        return f"{diffs[0]:+.1f} (1 seed)"
     mean, low, high = bootstrap_mean_ci(diffs)
     mark = "" if low <= 0.0 <= high else " *"
     return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]{mark}"
@@ -144,7 +146,7 @@ def report(rows: dict, seeds: list[int], epochs: float) -> str:
             "full-data train time; times on a shared 2-core CPU, indicative only.\n\n" + "\n\n".join(parts) + "\n")
 
 
-def run_study(args) -> dict:
+def run_study(args, on_run=None) -> dict:
     from finetune.experiment import run_experiment
     from geotune.proxy import ensure_base, ensure_pool_redundancy, lora_overrides
 
@@ -161,19 +163,25 @@ def run_study(args) -> dict:
                 run_dir = root / protocol / f"{variant}-seed{seed}"
                 extra = [f"seed={seed}", f"selection.seed={seed}", f"run_dir={run_dir}"]
                 if protocol == "equal_steps":
+                    full_dir = root / "same_epochs" / f"full-seed{seed}"
+                    if args.report_only and not (full_dir / "train_summary.json").exists():
+                        continue
                     if variant == "full":
                         run_dir = root / "same_epochs" / f"full-seed{seed}"  # full data is the same run
                     else:
-                        full_dir = root / "same_epochs" / f"full-seed{seed}"
                         steps = json.loads((full_dir / "train_summary.json").read_text())["steps"]
                         extra.append(f"train.max_steps={steps}")
                         manifest = root / "same_epochs" / f"{variant}-seed{seed}" / "selection" / "manifest.jsonl"
                         if manifest.exists():  # same selector, seed and base: the same subset
                             extra.append(f"selection.manifest={manifest}")
                 if not (run_dir / "train_summary.json").exists():
+                    if args.report_only:
+                        continue
                     print(f"[proxy] {protocol} {variant} seed {seed}", flush=True)
                     run_experiment(load_recipe(args.recipe, common + STUDY_BASE[variant] + extra))
                 rows[protocol][variant][seed] = run_metrics(run_dir)
+                if on_run is not None:  # the report so far, so that a study cut short still has one
+                    on_run({"base": base, "pool_redundancy": redundancy, "rows": rows})
     return {"base": base, "pool_redundancy": redundancy, "rows": rows}
 
 
@@ -212,6 +220,7 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     parser.add_argument("--variants", nargs="*", default=None, help="default: every variant of the proxy")
     parser.add_argument("--out", default=None, help="markdown report (default ROOT/results.md)")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args()
     study = STUDY_BASE if args.proxy == "base" else STUDY_SCRATCH
@@ -222,18 +231,22 @@ def main() -> None:
     if args.proxy == "base" and "equal_steps" in args.protocols and "full" not in args.variants:
         args.variants = ["full", *args.variants]  # equal steps are full data's steps
     args.root = args.root or ("runs/proxy" if args.proxy == "base" else "runs/proxy-scratch")
-    result = run_study(args) if args.proxy == "base" else run_scratch(args)
     epochs = float(load_recipe(args.recipe if args.proxy == "base" else "demo").train.epochs)
-    text = report(result["rows"], args.seeds, epochs)
-    if "base" in result:
-        b = result["base"]
-        text = (f"Base: {b['path']}, pretrained in {b['pretrain_seconds']:.0f} s (peak RSS {b['peak_rss_mb']:.0f} MB), "
-                f"zero-shot {json.dumps(b['zero_shot'])}. Pool near-duplicates: {json.dumps(result['pool_redundancy'])}."
-                "\n\n" + text)
     out = Path(args.out or Path(args.root) / "results.md")
-    out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    print(text)
+
+    def write(result: dict) -> str:
+        text = report(result["rows"], args.seeds, epochs)
+        if "base" in result:
+            b = result["base"]
+            text = (f"Base: {b['path']}, pretrained in {b['pretrain_seconds']:.0f} s (peak RSS {b['peak_rss_mb']:.0f} MB), "
+                    f"zero-shot {json.dumps(b['zero_shot'])}. Pool near-duplicates: "
+                    f"{json.dumps(result['pool_redundancy'])}.\n\n" + text)
+        out.write_text(text)
+        out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+        return text
+
+    result = run_study(args, on_run=write) if args.proxy == "base" else run_scratch(args)
+    print(write(result))
 
 
 if __name__ == "__main__":
