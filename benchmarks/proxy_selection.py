@@ -179,7 +179,9 @@ def run_study(args, on_run=None) -> dict:
                         continue
                     print(f"[proxy] {protocol} {variant} seed {seed}", flush=True)
                     run_experiment(load_recipe(args.recipe, common + STUDY_BASE[variant] + extra))
-                rows[protocol][variant][seed] = run_metrics(run_dir)
+                rows[protocol][variant][seed] = metrics = run_metrics(run_dir)
+                if protocol == "equal_steps" and not metrics["select s"]:  # its subset was selected once, there
+                    metrics["select s"] = selection_seconds(root / "same_epochs" / f"{variant}-seed{seed}")
                 if on_run is not None:  # the report so far, so that a study cut short still has one
                     on_run({"base": base, "pool_redundancy": redundancy, "rows": rows})
     return {"base": base, "pool_redundancy": redundancy, "rows": rows}
