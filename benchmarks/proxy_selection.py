@@ -233,7 +233,8 @@ def main() -> None:
     if args.proxy == "base" and "equal_steps" in args.protocols and "full" not in args.variants:
         args.variants = ["full", *args.variants]  # equal steps are full data's steps
     args.root = args.root or ("runs/proxy" if args.proxy == "base" else "runs/proxy-scratch")
-    epochs = float(load_recipe(args.recipe if args.proxy == "base" else "demo").train.epochs)
+    epoch_override = [o for o in args.overrides if o.startswith("train.epochs=")]
+    epochs = float(load_recipe(args.recipe if args.proxy == "base" else "demo", epoch_override).train.epochs)
     out = Path(args.out or Path(args.root) / "results.md")
 
     def write(result: dict) -> str:
