@@ -127,6 +127,8 @@ def report(rows: dict, seeds: list[int], epochs: float) -> str:
         lines = [f"### Protocol `{protocol}`\n", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
         for variant, by_seed in variants.items():
             runs = list(by_seed.values())
+            if not runs:  # not run yet (a study in progress)
+                continue
             avg = {s: r["avg"] for s, r in by_seed.items() if "avg" in r}
             share = [100.0 * avg[s] / full_avg[s] for s in sorted(set(avg) & set(full_avg))]
             diffs = paired_differences(avg, reference) if variant != "random_third" else []
