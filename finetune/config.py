@@ -36,6 +36,10 @@ class ModelConfig:
     max_dynamic_patch: int = _help("Most 448-px tiles per image (InternVL dynamic tiling).", 6)
     vision_tower_path: Optional[str] = _help("Local CLIP folder for XComposer2's vision tower.", None)
     tiny: bool = _help("Build the tiny random-init model at `path` when it is missing (demo/tests).", False)
+    tiny_text: dict[str, Any] = _help(
+        "Text-model fields of the tiny model that `tiny` builds (e.g. {hidden_size: 128}); empty: the 2 x 64 default.",
+        factory=dict,
+    )
     template: Optional[str] = _help(
         "Chat template of remote-code InternVL: Hermes-2 | internlm2-chat | phi3-chat | internvl2_5 (InternVL2.5/3) "
         "(None: from the checkpoint config).", None

@@ -22,7 +22,7 @@ def ensure_tiny_model(model_cfg) -> None:
     if model_cfg.tiny and not (Path(model_cfg.path) / "config.json").exists():
         from finetune.models.tiny import build_tiny_internvl
 
-        build_tiny_internvl(model_cfg.path)
+        build_tiny_internvl(model_cfg.path, text_overrides=dict(model_cfg.tiny_text or {}))
 
 
 def training_arguments(cfg):

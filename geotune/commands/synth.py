@@ -39,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"Long tail of pool classes: weight ∝ 1/rank**z (default {defaults.class_zipf}).")
     parser.add_argument("--task-shares", type=_task_shares, default=None,
                         help="Pool task mix, e.g. classification=0.4,vqa=0.3,caption=0.12,grounding=0.1,region=0.08.")
+    parser.add_argument("--instructions-per-image", type=int, default=defaults.instructions_per_image,
+                        help="Pool records that share one image, each another task, as in GeoChat_Instruct "
+                             f"(default {defaults.instructions_per_image}).")
+    parser.add_argument("--pretrain-records", type=int, default=0,
+                        help="Also write the proxy base's pretraining corpus (pretrain/corpus.json) with this "
+                             "many records: captions and questions about scenes of every class, in phrasings "
+                             "the pool and benchmarks do not use (default 0: none).")
     parser.add_argument("--force", action="store_true", help="Replace a non-empty --out.")
 
 
@@ -50,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
             class_zipf=args.class_zipf,
             duplicate_share=args.duplicate_share,
             noise_share=args.noise_share,
+            instructions_per_image=args.instructions_per_image,
         )
         start = time.perf_counter()
         summary = write_synthrs(args.out, seed=args.seed, size=args.size, image_size=args.image_size,
                                 published_defects=args.published_defects, pool=pool, force=args.force,
-                                progress=True)
+                                progress=True, pretrain_records=args.pretrain_records)
     except (SynthError, ValueError) as err:
         print(f"geotune synth: {err}", file=sys.stderr)
         return 2
@@ -65,4 +73,6 @@ def run(args: argparse.Namespace) -> int:
           f"images, {c['lrben_test_questions']} active test questions")
     print(f"  pool {p['records']} records: tasks {p['tasks']}, {p['duplicates']} near-duplicates, noise {p['noise']}")
     print(f"  general {c['general']['train']} train / {c['general']['test']} test")
+    if "pretrain" in c:
+        print(f"  pretraining corpus {c['pretrain']}")
     return 0

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from geotune.synth.general import write_general
 from geotune.synth.layouts import write_aid, write_geochat_bench, write_json, write_rsvqa_lr, write_ucmerced
 from geotune.synth.pool import PoolOptions, write_pool
+from geotune.synth.pretrain import write_pretrain
 from geotune.synth.retrieval import write_synthrs_rsitmd
 
 FORMAT_VERSION = 2  # bump when drawing or layouts change, so cached trees are redrawn
@@ -40,14 +41,20 @@ class SynthError(ValueError):
     """Bad options or an output folder that holds something else."""
 
 
-def _options(seed, size, image_size, published_defects, pool: PoolOptions) -> dict:
-    return {"format_version": FORMAT_VERSION, "seed": seed, "size": size, "image_size": image_size,
-            "published_defects": published_defects, "pool": asdict(pool)}
+def _options(seed, size, image_size, published_defects, pool: PoolOptions, pretrain_records: int) -> dict:
+    options = {"format_version": FORMAT_VERSION, "seed": seed, "size": size, "image_size": image_size,
+               "published_defects": published_defects, "pool": asdict(pool)}
+    if pool.instructions_per_image == 1:  # trees written before the option existed stay valid
+        del options["pool"]["instructions_per_image"]
+    if pretrain_records:
+        options["pretrain_records"] = pretrain_records
+    return options
 
 
 def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small",
                   image_size: int = DEFAULT_IMAGE_SIZE, published_defects: bool = False,
-                  pool: PoolOptions | None = None, force: bool = False, progress: bool = False) -> dict:
+                  pool: PoolOptions | None = None, force: bool = False, progress: bool = False,
+                  pretrain_records: int = 0) -> dict:
     """Write SynthRS under ``out_dir`` and return its summary (also saved as ``synthrs.json``).
 
     Args:
@@ -60,6 +67,7 @@ def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small"
         pool: composition of the instruction pool (records default to the size preset's).
         force: replace an ``out_dir`` that holds anything else.
         progress: show a progress bar (stderr).
+        pretrain_records: records of the proxy base's pretraining corpus (``pretrain/``; 0: none).
 
     Raises:
         SynthError: unknown size, image size out of range, or ``out_dir`` in use without ``force``.
@@ -70,7 +78,9 @@ def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small"
         raise SynthError(f"--image-size must be between 32 and 1024 pixels, got {image_size}")
     preset = SIZES[size]
     pool = pool or PoolOptions(records=preset.pool_records)
-    options = _options(seed, size, image_size, published_defects, pool)
+    if pretrain_records < 0:
+        raise SynthError(f"--pretrain-records must be >= 0, got {pretrain_records}")
+    options = _options(seed, size, image_size, published_defects, pool, pretrain_records)
     out = Path(out_dir)
     existing = out / "synthrs.json"
     if existing.is_file():
@@ -86,6 +96,8 @@ def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small"
     tmp.mkdir(parents=True)
     try:
         counts = _write_tree(tmp, seed, preset, image_size, published_defects, pool, progress)
+        if pretrain_records:
+            counts["pretrain"] = write_pretrain(tmp, seed, pretrain_records, image_size)
         summary = {"options": options, "counts": counts}
         write_json(tmp / "synthrs.json", summary, indent=2)
         if out.exists():

@@ -5,7 +5,9 @@ Built like real instruction pools are, so that choosing data matters:
 - long-tailed classes (Zipf weights over a seeded class order) and tasks (``task_shares``);
 - near-duplicates: a share of records re-draw an earlier record's scene from the same seed, with a
   small jitter (a shift of up to one pixel, a colour gain, fresh noise) and the same question;
-- noise: a share of records have a wrong answer, or an image that is blank or degenerate.
+- noise: a share of records have a wrong answer, or an image that is blank or degenerate;
+- several instructions per image (``instructions_per_image``): as in GeoChat_Instruct, one scene is
+  asked for its class, a caption, a box and a region's object (land-cover scenes: several questions).
 
 ``instruct/geochat_style_meta.jsonl`` says, per record id, what it is (task, dataset, class, which
 record it duplicates, which noise it carries), so selection quality can be measured against it.
@@ -51,8 +53,11 @@ class PoolOptions:
     duplicate_share: float = 0.15
     noise_share: float = 0.04
     degenerate_share_of_noise: float = 0.35  # the rest of the noise is wrong answers
+    instructions_per_image: int = 1  # records sharing one image, each another task
 
     def __post_init__(self) -> None:
+        if self.instructions_per_image < 1:
+            raise ValueError(f"PoolOptions.instructions_per_image must be >= 1, got {self.instructions_per_image}")
         for name in ("duplicate_share", "noise_share", "degenerate_share_of_noise"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"PoolOptions.{name} must be in [0, 1), got {getattr(self, name)}")
@@ -237,9 +242,35 @@ def write_pool(root: Path, seed: int, image_size: int, options: PoolOptions) -> 
         meta.append({"id": rid, **asdict(spec), "duplicate_of": duplicate_of, "noise": noise})
         if duplicate_of is None:
             made.append((spec, rid))
+            siblings = sibling_questions(spec, scene, rng, image_size, options.instructions_per_image - 1)
+            for task, (prompt, answer) in siblings[: options.records - len(records)]:
+                sid = f"synthrs_{len(records):06d}"
+                records.append({"id": sid, "image": f"images/{rid}.png",
+                                "conversations": [{"from": "human", "value": "<image>\n" + prompt},
+                                                  {"from": "gpt", "value": answer}]})
+                shared_noise = noise if noise not in (None, "wrong_answer") else None  # a degenerate image
+                meta.append({"id": sid, **asdict(spec), "task": task, "duplicate_of": None,
+                             "noise": shared_noise, "image_of": rid})
     write_json(base / "geochat_style.json", records, indent=2)
     write_jsonl_atomic(base / "geochat_style_meta.jsonl", meta)
     return summarize(meta)
+
+
+def sibling_questions(spec: Spec, scene, rng: np.random.Generator, size: int, n: int) -> list[tuple[str, tuple[str, str]]]:
+    """Up to ``n`` more ``(task, (prompt, answer))`` on the same scene, each another task where there is one."""
+    if n <= 0:
+        return []
+    if spec.dataset == "lr":
+        tasks = ["vqa"] * n
+    else:
+        others = [t for t in ("classification", "caption", "grounding", "region") if t != spec.task]
+        tasks = [others[int(i)] for i in rng.permutation(len(others))][:n]
+    out = []
+    for task in tasks:
+        qa = ask(Spec(task, spec.dataset, spec.name, spec.scene_key), scene, rng, size)
+        if qa is not None:
+            out.append((task, qa))
+    return out
 
 
 def summarize(meta: list[dict]) -> dict:
@@ -249,4 +280,5 @@ def summarize(meta: list[dict]) -> dict:
     return {"records": len(meta), "tasks": count(lambda m: m["task"]),
             "classes": count(lambda m: f"{m['dataset']}/{m['name']}"),
             "duplicates": sum(m["duplicate_of"] is not None for m in meta),
+            "images": sum("image_of" not in m for m in meta),
             "noise": {k: v for k, v in count(lambda m: str(m["noise"])).items() if k != "None"}}

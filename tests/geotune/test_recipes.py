@@ -155,3 +155,19 @@ def test_harma_demo_is_a_tiny_cpu_run_on_synthrs():
     cfg = load_recipe("harma_demo")
     assert cfg.train.task == "retrieval" and cfg.model.tiny and cfg.harma.train_file.startswith("runs/synthrs/")
     assert cfg.harma.bottleneck <= 32 and cfg.train.epochs <= 20
+
+
+def test_proxy_base_pretrains_a_tiny_model_in_full():
+    cfg = load_recipe("proxy_base")
+    assert cfg.model.tiny and cfg.model.tiny_text.hidden_size > 64  # a little larger than the tiny default
+    assert (cfg.train.mode, cfg.train.freeze_vision, cfg.selection.method) == ("full", False, "full")
+    assert cfg.data.datasets[0].path.endswith("pretrain/corpus.json")
+
+
+@pytest.mark.parametrize("name", ["proxy_lora", "proxy_lora_random_third"])
+def test_proxy_lora_recipes_are_the_seeds_regime(name):
+    cfg = load_recipe(name)
+    t = cfg.train
+    assert t.mode == "lora" and t.freeze_vision and not t.lora.vision and 1 <= t.epochs <= 3
+    assert cfg.data.datasets[0].path.endswith("instruct/geochat_style.json")
+    assert (cfg.selection.method, cfg.selection.keep) == (("full", 1.0) if name == "proxy_lora" else ("random", 0.333))
