@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geotune.synth.layouts import save_image, stream_rng, write_json, write_jsonl
+from finetune.files import write_jsonl_atomic
+from geotune.synth.layouts import save_image, stream_rng, write_json
 from geotune.synth.pool import plural
 from geotune.synth.scenes import UCM_CLASSES, spaced_ucm
 from geotune.synth.scenes_aid import AID_CLASSES, draw_scene, spaced_aid
@@ -117,5 +118,5 @@ def write_pretrain(root: Path, seed: int, records: int, image_size: int) -> dict
                                        {"from": "gpt", "value": answer}]})
         meta.append({"id": rid, "dataset": dataset, "name": name})
     write_json(base / "corpus.json", rows, indent=1)
-    write_jsonl(base / "corpus_meta.jsonl", meta)
+    write_jsonl_atomic(base / "corpus_meta.jsonl", meta)
     return {"records": len(rows), **kinds}
