@@ -276,7 +276,8 @@ def resolve_spec(model_cfg) -> ModelSpec:
         from finetune.models.tiny import tiny_internvl_config
         from finetune.planner_data import spec_from_dict
 
-        return spec_from_dict(tiny_internvl_config(600, 0).to_dict(), path.name, "finetune.models.tiny")
+        text = dict(model_cfg.get("tiny_text") or {})  # the proxy base's wider text model (recipes/proxy_base.yaml)
+        return spec_from_dict(tiny_internvl_config(600, 0, text_overrides=text).to_dict(), path.name, "finetune.models.tiny")
     spec = lookup_model(str(path))
     if spec is None:
         from finetune.planner_data import KNOWN_MODELS

@@ -1,6 +1,7 @@
 """Memory planner: exact parameter counts, DeepSpeed's model-state accounting, measured peaks, verdicts."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -221,6 +222,11 @@ def test_every_shipped_recipe_has_a_plan(name):
         with pytest.raises(RecipeError, match="train.task=retrieval: the planner models multimodal LLM"):
             plan_recipe(cfg)
         return
+    if cfg.model.path.startswith("runs/") and not cfg.model.tiny:  # another recipe's output (the proxy base)
+        if not (Path(cfg.model.path) / "config.json").exists():  # resolved as the planner does
+            with pytest.raises(RecipeError, match="has no config.json .* point model.path at the checkpoint folder"):
+                plan_recipe(cfg)
+            return
     plan = plan_recipe(cfg)
     assert plan.verdict in ("fits", "tight", "does not fit") and plan.total > 0
 
@@ -270,3 +276,9 @@ def test_cli_labelled_share_shrinks_only_the_logits(capsys):
 def test_unknown_model_without_config_names_the_key():
     with pytest.raises(RecipeError, match="model.path"):
         plan_recipe(load_recipe("rs_mix", ["model.path=/nowhere/my-own-vlm"]))
+
+
+def test_tiny_recipe_plans_with_its_own_text_model():
+    """proxy_base widens the tiny model's text part (model.tiny_text): the plan must see 128, not 64."""
+    assert plan_recipe(load_recipe("proxy_base")).setup.spec.llm.hidden == 128
+    assert plan_recipe(load_recipe("demo")).setup.spec.llm.hidden == 64
