@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from finetune.data.images import ImageError, confined_path, escapes_root, read_image
 from finetune.data.jsonio import iter_json_array
-from finetune.data.validate import escapes_root
 
 # CLIP's normalisation (OpenAI), the default when a checkpoint has no preprocessor_config.json.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -78,7 +77,13 @@ def _caption(path, item, text, max_words: int) -> str:
 
 
 def _check_files(kind: str, path, images: list[str], lines: list[str], image_root: str) -> None:
-    missing = [(img, line) for img, line in zip(images, lines, strict=True) if not os.path.isfile(os.path.join(image_root, img))]
+    missing = []
+    for img, line in zip(images, lines, strict=True):
+        try:  # real paths, as for the instruction formats: a symlink inside the root may not lead out of it
+            if not confined_path(image_root, img).is_file():
+                missing.append((img, line))
+        except ImageError as err:
+            raise RetrievalDataError(f"{line}: {err}") from None
     if missing:
         img, line = missing[0]
         raise RetrievalDataError(f"{line}: {len(missing)} {kind} image(s) missing under image root '{image_root}' "
@@ -163,10 +168,9 @@ def image_transform(size: int, mean=CLIP_MEAN, std=CLIP_STD, train: bool = False
 
 
 def _open_rgb(root: str, image: str):
-    from PIL import Image
-
-    with Image.open(Path(root) / image) as img:
-        return img.convert("RGB")
+    # The one image reader (finetune/data/images.py): 16-bit, float and multi-band TIFFs stretched per band
+    # instead of PIL's convert("RGB") (near-white or black), and the path confined to the root.
+    return read_image(confined_path(root, image))
 
 
 class PairDataset:
