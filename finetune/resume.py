@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from finetune.files import write_json_atomic
+
 COUNTS_FILE = "geotune_token_counts_rank{rank}.json"
 
 
@@ -81,10 +83,7 @@ def load_full_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> 
 
 
 def save_token_counts(checkpoint: str | os.PathLike, counts: dict[str, int], rank: int) -> None:
-    path = Path(checkpoint) / COUNTS_FILE.format(rank=rank)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(counts, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(Path(checkpoint) / COUNTS_FILE.format(rank=rank), counts, indent=None, sort_keys=True)
 
 
 def load_token_counts(checkpoint: str | os.PathLike, keys) -> dict[str, int]:

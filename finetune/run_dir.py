@@ -27,6 +27,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from finetune.files import write_json_atomic
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".geotune.lock"
@@ -84,9 +86,7 @@ def exclusive(folder: str | os.PathLike, what: str, wait: bool = False) -> Itera
         lock.acquire()
     owner = folder / OWNER_NAME
     try:
-        tmp = owner.with_name(f"{OWNER_NAME}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(_owner()) + "\n")
-        os.replace(tmp, owner)
+        write_json_atomic(owner, _owner(), indent=None)
         yield
     finally:
         with contextlib.suppress(OSError):

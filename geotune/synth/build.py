@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from finetune.files import atomic_folder
 from geotune.synth.general import write_general
 from geotune.synth.layouts import write_aid, write_geochat_bench, write_json, write_rsvqa_lr, write_ucmerced
 from geotune.synth.pool import PoolOptions, write_pool
@@ -91,20 +91,12 @@ def write_synthrs(out_dir: str | os.PathLike, seed: int = 0, size: str = "small"
     if out.exists() and any(out.iterdir()) and not existing.is_file() and not force:
         raise SynthError(f"{out} is not empty and is not a SynthRS folder; pass --force to replace it, "
                          "or choose another --out")
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_folder(out) as tmp:  # a killed draw never leaves half a tree where a finished one was
         counts = _write_tree(tmp, seed, preset, image_size, published_defects, pool, progress)
         if pretrain_records:
             counts["pretrain"] = write_pretrain(tmp, seed, pretrain_records, image_size)
         summary = {"options": options, "counts": counts}
         write_json(tmp / "synthrs.json", summary, indent=2)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return summary
 
 
