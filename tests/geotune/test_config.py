@@ -76,3 +76,17 @@ def test_free_form_option_dicts_take_new_keys():
     assert cfg.selection.options.prefer == "low" and cfg.train.trainer_args.max_grad_norm == 0.5
     with pytest.raises(RecipeError, match="unknown key 'selection.optons.prefer'"):
         load_recipe("demo", ["selection.optons.prefer=low"])
+
+
+def test_recipe_check_knows_every_adapter_and_loads_no_torch():
+    """The adapter names the recipe check accepts are the adapters that exist, and loading a recipe stays light."""
+    import subprocess
+    import sys
+
+    from finetune.config import VLM_ADAPTERS
+    from finetune.models.adapters import ADAPTERS
+
+    assert set(VLM_ADAPTERS) == set(ADAPTERS)
+    code = "import sys; from geotune.config import load_recipe; load_recipe('demo'); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
