@@ -1,8 +1,9 @@
 """One experiment, top to bottom: recipe → data → selection manifest → training → save → evaluation.
 
 ``train.py``, ``accelerate launch train.py`` and ``geotune train`` all call ``run_experiment``. Under
-``torchrun`` / ``accelerate launch`` every rank runs this function; the main rank builds the shared
-artefacts first (tiny model, selection manifest) and the others reuse them.
+``torchrun`` / ``accelerate launch`` every rank runs this function: the main rank builds the shared
+inputs first (tiny model, data cache) and the others reuse them; selection runs on every rank (each
+extracts its feature shards, global rank 0 selects) and evaluation is shared by all ranks.
 
 Who does what: ``finetune`` loads data and trains, ``selection`` writes the manifest, ``eval`` scores
 the saved model. This module only decides the order.
