@@ -26,6 +26,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from finetune.cache import recipe_cache_dir
+from finetune.distributed import process_state
 from finetune.files import write_json_atomic, write_text_atomic
 from selection import get_selector
 from selection.budget import SelectionError, SelectionInputs, check_options, resolve_budget
@@ -192,8 +193,6 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
     Raises:
         SelectionError: unknown method / option, bad budget, missing inputs (naming the recipe key).
     """
-    from selection.features.store import process_state
-
     sel = cfg.selection
     if sel.manifest:
         path = Path(sel.manifest)
