@@ -27,14 +27,16 @@ from geotune.config import load_recipe
 from geotune.synth import PoolOptions, write_synthrs
 
 # Frozen with the proxy (docs/results.md says when): changing any of them is a new proxy.
-PROXY_SYNTH = {"size": "small", "pool_records": 3000, "instructions_per_image": 3, "pretrain_records": 8000}
+PROXY_SYNTH = {"size": "small", "pool_records": 3000, "instructions_per_image": 4, "duplicate_share": 0.3,
+               "pretrain_records": 12000}
 BASE_SUMMARY = "base_summary.json"
 
 
 def prepare_synthrs(root: Path, seed: int = 0, synth: dict | None = None) -> Path:
     """SynthRS of the proxy under ``root/synthrs`` (reused when already written with these options)."""
     s = dict(PROXY_SYNTH, **(synth or {}))
-    pool = PoolOptions(records=s["pool_records"], instructions_per_image=s["instructions_per_image"])
+    pool = PoolOptions(records=s["pool_records"], instructions_per_image=s["instructions_per_image"],
+                       duplicate_share=s.get("duplicate_share", PoolOptions.duplicate_share))
     write_synthrs(root / "synthrs", seed=seed, size=s["size"], pool=pool, pretrain_records=s["pretrain_records"])
     return root / "synthrs"
 

@@ -30,16 +30,33 @@ from geotune.synth.vqa import COUNTABLE, draw_lr_scene
 
 LAND_COVER_SHARE = 0.3  # share of RSVQA-LR-style scenes; the rest are UCMerced/AID class scenes
 
-# Prompts of the corpus: none of them is a pool or benchmark prompt.
+# Prompts of the corpus: none of them is a pool or benchmark prompt. A pretrained VLM follows
+# instructions it has not seen in these exact words, so the corpus asks each thing in several
+# phrasings, with several ways of saying how to answer (a short-answer cue, a list of options to pick
+# from), in the answer vocabulary the benchmarks score ("yes"/"no", "urban"/"rural", numbers, class
+# names) as well as in its own words ("town"/"countryside", sentences).
 CLASS_QUESTIONS = (
     "Which kind of place does this overhead photo show? Reply with the category only.",
     "Name the land use seen from above here, in a few words.",
 )
+CHOICE_QUESTIONS = (
+    "Pick the category of this overhead photo from this list: {options}. Reply with the category only.",
+    "Options: {options}. Which one describes this aerial picture best? Give just its name.",
+    "Here are some kinds of land use: {options}. Which of them is shown in this view from above?",
+    "Sort this satellite picture into one of these scene types: {options}. Name the type.",
+)
 CAPTION_QUESTIONS = ("Write one sentence about this overhead view.", "What can be seen in this aerial picture?")
-COUNT_QUESTION = "Count the {things} in this overhead picture."
-SPOT_QUESTION = "Can you spot any {thing} in this picture?"
-SETTLEMENT_QUESTION = "Does this place look like a town or like the countryside?"
-MAJORITY_QUESTION = "Which are more numerous in this view, {a} or {b}?"
+COUNT_QUESTIONS = ("Count the {things} in this overhead picture.",
+                   "How many {things} can you make out in this view? Give a number.")
+SPOT_QUESTIONS = ("Can you spot any {thing} in this picture?",
+                  "Reply yes or no: does this view contain a {thing}?",
+                  "Is any {thing} visible from above here? One word.")
+SETTLEMENT_QUESTIONS = ("Does this place look like a town or like the countryside?",
+                        "Would you call this area urban or rural? One word, please.")
+MAJORITY_QUESTIONS = ("Which are more numerous in this view, {a} or {b}?",
+                      "Reply yes or no: does this view hold more {a} than {b}?",
+                      "Yes or no: are the {a} here fewer than the {b}?",
+                      "Answer yes or no: do the {a} and the {b} come in equal numbers here?")
 
 
 def _label(dataset: str, name: str) -> str:
@@ -53,39 +70,61 @@ def _counts(objects) -> dict[str, int]:
     return counts
 
 
+def _pick(options, rng: np.random.Generator) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def choice_prompt(dataset: str, name: str, rng: np.random.Generator) -> str:
+    """A multiple-choice class question: the true class among 4 to all of its dataset's classes, shuffled."""
+    names = UCM_CLASSES if dataset == "ucmerced" else AID_CLASSES
+    others = [n for n in names if n != name]
+    k = int(rng.integers(3, len(others) + 1))
+    chosen = [name, *(others[int(i)] for i in rng.choice(len(others), k, replace=False))]
+    options = [_label(dataset, chosen[int(i)]) for i in rng.permutation(len(chosen))]
+    return _pick(CHOICE_QUESTIONS, rng).format(options=", ".join(options))
+
+
 def class_scene_qa(dataset: str, name: str, objects, rng: np.random.Generator) -> tuple[str, str]:
-    """One (prompt, answer) about a class scene: its category, a caption, or a count of what it holds."""
+    """One (prompt, answer) about a class scene: its category (open or from options), a caption, or a count."""
     label = _label(dataset, name)
     counts = _counts(objects)
-    form = int(rng.integers(4))
+    form = int(rng.integers(5))
     if form == 0:
         return CLASS_QUESTIONS[0], label
     if form == 1:
         return CLASS_QUESTIONS[1], f"It is {label} seen from above."
-    if form == 2 or not counts:
+    if form == 2:
+        return choice_prompt(dataset, name, rng), label
+    if form == 3 or not counts:
         parts = [f"{n} {c if n == 1 else plural(c)}" for c, n in sorted(counts.items())]
         tail = f", with {', '.join(parts)}" if parts else ""
-        return CAPTION_QUESTIONS[int(rng.integers(2))], f"Seen from above: {label}{tail}."
+        return _pick(CAPTION_QUESTIONS, rng), f"Seen from above: {label}{tail}."
     thing = sorted(counts)[int(rng.integers(len(counts)))]
-    return COUNT_QUESTION.format(things=plural(thing)), str(counts[thing])
+    return _pick(COUNT_QUESTIONS, rng).format(things=plural(thing)), str(counts[thing])
 
 
 def land_cover_qa(scene, rng: np.random.Generator) -> tuple[str, str]:
-    """One (prompt, answer) about an RSVQA-LR-style scene, in the corpus's own phrasing."""
+    """One (prompt, answer) about an RSVQA-LR-style scene, in the corpus's own phrasings."""
     c = scene.counts
     form = int(rng.integers(4))
     if form == 0:
-        return SETTLEMENT_QUESTION, "a town" if scene.urban else "the countryside"
+        if rng.random() < 0.5:
+            return SETTLEMENT_QUESTIONS[0], "a town" if scene.urban else "the countryside"
+        return SETTLEMENT_QUESTIONS[1], "urban" if scene.urban else "rural"
     if form == 1:
         thing = ("building", "road", "water area", "farmland", "forest")[int(rng.integers(5))]
-        return SPOT_QUESTION.format(thing=thing), "yes" if c[thing] > 0 else "no"
+        return _pick(SPOT_QUESTIONS, rng).format(thing=thing), "yes" if c[thing] > 0 else "no"
     cats = list(COUNTABLE)
     if form == 2:
         thing = cats[int(rng.integers(len(cats)))]
-        return COUNT_QUESTION.format(things=COUNTABLE[thing]), str(c[thing])
+        return _pick(COUNT_QUESTIONS, rng).format(things=COUNTABLE[thing]), str(c[thing])
     a, b = (cats[int(i)] for i in rng.choice(len(cats), 2, replace=False))
-    winner = COUNTABLE[a] if c[a] > c[b] else COUNTABLE[b] if c[b] > c[a] else "neither, they are equal"
-    return MAJORITY_QUESTION.format(a=COUNTABLE[a], b=COUNTABLE[b]), winner
+    which = int(rng.integers(len(MAJORITY_QUESTIONS)))
+    question = MAJORITY_QUESTIONS[which].format(a=COUNTABLE[a], b=COUNTABLE[b])
+    if which == 0:
+        return question, COUNTABLE[a] if c[a] > c[b] else COUNTABLE[b] if c[b] > c[a] else "neither, they are equal"
+    truth = (c[a] > c[b], c[a] < c[b], c[a] == c[b])[which - 1]
+    return question, "yes" if truth else "no"
 
 
 def write_pretrain(root: Path, seed: int, records: int, image_size: int) -> dict[str, int]:

@@ -53,6 +53,19 @@ def test_corpus_prompts_are_not_pool_or_benchmark_prompts(proxy_tiny):
     assert not any(p.startswith(("Classify", "[refer]", "[identify]", "[caption]")) for p in corpus)
 
 
+def test_corpus_teaches_instruction_following_in_its_own_words(proxy_tiny):
+    """Multiple-choice class questions whose options hold the answer, and answers in the benchmarks' vocabulary."""
+    records = json.loads((proxy_tiny / "pretrain" / "corpus.json").read_text())
+    qa = [(r["conversations"][0]["value"].replace("<image>\n", ""), r["conversations"][1]["value"]) for r in records]
+    choices = [(q, a) for q, a in qa if ": " in q and ", " in q.split(": ", 1)[1] and "yes or no" not in q.lower()]
+    assert len(choices) > 10
+    for question, answer in choices:
+        assert answer in question  # the true class is among the options
+    answers = {a for _, a in qa}
+    assert {"yes", "no"} <= answers and answers & {"urban", "rural"} and any(a.isdigit() for a in answers)
+    assert len({q.split(":")[0] for q, _ in qa}) >= 12  # many phrasings, not one template per kind
+
+
 def test_corpus_covers_every_class_and_land_cover(proxy_tiny):
     summary = json.loads((proxy_tiny / "synthrs.json").read_text())
     counts = summary["counts"]["pretrain"]
