@@ -1,22 +1,31 @@
-"""`geotune demo` (what `make demo` runs): the embedded default, end to end on CPU.
+"""`geotune demo` (what `make demo` runs): the embedded default, end to end on CPU, in the seed's regime.
 
-Builds the tiny InternVL and SynthRS (``small``), then trains four runs of the ``demo`` recipe —
-full data, adaptive-shift 1/3, random 1/3 and COINCIDE 20 % — evaluates each on the UCMerced, AID
-and LRBEN layouts, and writes ``runs/demo/report.md`` comparing them. Finished runs are reused, so a
-killed demo resumes.
+The seed fine-tunes a *pretrained* VLM with LoRA; so does the demo, at CPU scale (the proxy of issue 16,
+``geotune/proxy.py``, made smaller):
+
+1. SynthRS with a GeoChat-structured pool and a pretraining corpus disjoint from it (``DEMO_SYNTH``);
+2. a base pretrained by geotune on that corpus (``recipes/demo_base.yaml``), built once under
+   ``<root>/demo/base`` and reused;
+3. four LoRA runs of ``recipes/demo_lora.yaml`` on the base — full data, adaptive-shift 1/3, random 1/3
+   and COINCIDE 20 % — each evaluated on the UCMerced, AID and LRBEN layouts, and
+   ``<root>/demo/report.md`` comparing them.
+
+Finished runs (and the base) are reused, so a killed demo resumes.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from eval.compare import compare_runs
 from finetune.files import write_text_atomic
 from geotune.config import load_recipe
+from geotune.proxy import ensure_base, lora_overrides
 from geotune.variants import run_variants
 
-# name -> overrides of recipes/demo.yaml. COINCIDE hooks both layers of the 2-layer tiny model.
+# name -> overrides of recipes/demo_lora.yaml. COINCIDE hooks both layers of the 2-layer base.
 VARIANTS: dict[str, list[str]] = {
     "full": ["selection.method=full", "selection.keep=1.0"],
     "adaptive_shift_third": ["selection.method=adaptive_shift", "selection.keep=0.333"],
@@ -28,53 +37,51 @@ VARIANTS: dict[str, list[str]] = {
         "selection.features.layers=[0,1]",
     ],
 }
-
-
-def prepare_inputs(root: Path, size: str, seed: int) -> None:
-    """Tiny model and SynthRS under ``root`` (skipped when already there)."""
-    from finetune.models.tiny import build_tiny_internvl
-    from geotune.synth import write_synthrs
-
-    if not (root / "tiny-internvl" / "config.json").exists():
-        print("[demo] building the tiny InternVL checkpoint")
-        build_tiny_internvl(root / "tiny-internvl", seed=seed)
-    if not (root / "synthrs" / "instruct" / "geochat_style.json").exists():
-        print(f"[demo] writing SynthRS ({size})")
-        write_synthrs(root / "synthrs", seed=seed, size=size)
+# SynthRS of the demo per --size: the proxy's structure (4 instructions per image, 30 % near-duplicates,
+# a pretraining corpus), smaller than the proxy's so that base + four runs fit in minutes.
+DEMO_SYNTH = {
+    "tiny": {"size": "tiny", "pool_records": 60, "instructions_per_image": 4, "duplicate_share": 0.3,
+             "pretrain_records": 48},
+    "small": {"size": "small", "pool_records": 1500, "instructions_per_image": 4, "duplicate_share": 0.3,
+              "pretrain_records": 4000},
+    "medium": {"size": "medium", "pool_records": 3000, "instructions_per_image": 4, "duplicate_share": 0.3,
+               "pretrain_records": 12000},
+}
 
 
 def run_demo(root: Path = Path("runs"), size: str = "small", seed: int = 0, variants: list[str] | None = None,
-             extra: list[str] | None = None) -> Path:
-    """Run the demo and return the report path."""
+             extra: list[str] | None = None, base_extra: list[str] | None = None) -> Path:
+    """Run the demo and return the report path.
+
+    ``extra``: overrides of every LoRA run; ``base_extra``: overrides of the base's pretraining.
+    """
     start = time.perf_counter()
-    prepare_inputs(root, size, seed)
     demo_dir = root / "demo"
-    common = [
-        f"model.path={root / 'tiny-internvl'}",
-        f"data.datasets.0.path={root / 'synthrs' / 'instruct' / 'geochat_style.json'}",
-        f"data.datasets.0.image_root={root / 'synthrs' / 'instruct'}",
-        f"eval.ucmerced_root={root / 'synthrs'}",
-        f"eval.aid_root={root / 'synthrs'}",
-        f"eval.lrben_root={root / 'synthrs'}",
-        f"seed={seed}",
-    ] + list(extra or [])
-    planned = [(name, load_recipe("demo", common + VARIANTS[name] + [f"run_dir={demo_dir / name}"]))
+    print(f"[demo] SynthRS ({size}) and the pretrained base under {demo_dir} (reused when there)", flush=True)
+    base = ensure_base(demo_dir, seed, recipe="demo_base", overrides=base_extra, synth=DEMO_SYNTH[size])
+    print(f"[demo] base: {base['steps']} steps in {base['pretrain_seconds']:.0f} s, zero-shot {base['zero_shot']}",
+          flush=True)
+    common = lora_overrides(demo_dir) + [f"seed={seed}", f"selection.seed={seed}", *(extra or [])]
+    planned = [(name, load_recipe("demo_lora", common + VARIANTS[name] + [f"run_dir={demo_dir / name}"]))
                for name in variants or list(VARIANTS)]
     run_dirs = run_variants(planned, tag="demo")
     table = compare_runs(run_dirs, demo_dir)
-    report = write_report(demo_dir, table, time.perf_counter() - start, size)
+    report = write_report(demo_dir, table, time.perf_counter() - start, size, base)
     print(f"[demo] done in {time.perf_counter() - start:.0f} s; report: {report}")
     return report
 
 
-def write_report(demo_dir: Path, table: Path, seconds: float, size: str) -> Path:
-    """``report.md``: what was run, then the comparison table and plots of ``geotune compare``."""
+def write_report(demo_dir: Path, table: Path, seconds: float, size: str, base: dict) -> Path:
+    """``report.md``: what was run, the base, then the comparison table and plots of ``geotune compare``."""
     runs = "\n".join(f"- `{name}`: `{' '.join(overrides)}`" for name, overrides in VARIANTS.items())
+    zero_shot = ", ".join(f"{k} {v:.1f}" for k, v in base["zero_shot"].items())
     text = (
-        "# geotune demo: tiny InternVL on SynthRS\n\n"
-        f"SynthRS `{size}`, a random-init tiny InternVL trained on CPU; wall time {seconds:.0f} s.\n"
+        "# geotune demo: a pretrained base, LoRA, on SynthRS\n\n"
+        f"SynthRS `{size}` ({json.dumps(DEMO_SYNTH[size])}); wall time {seconds:.0f} s.\n"
+        f"Base (`recipes/demo_base.yaml`, pretrained by geotune on a disjoint corpus): {base['steps']} steps in "
+        f"{base['pretrain_seconds']:.0f} s; zero-shot {zero_shot}.\n"
         "Scores of a tiny model on synthetic data measure the pipeline, not a real model.\n\n"
-        f"Runs (overrides of `recipes/demo.yaml`):\n{runs}\n\n"
+        f"LoRA runs (overrides of `recipes/demo_lora.yaml`):\n{runs}\n\n"
         "Browse: [compare.html](compare.html) (confusion matrices, answers that differ) and each run's\n"
         "`selection/report.html` (kept and dropped samples per cluster).\n\n"
         + table.read_text().split("\n", 2)[2]

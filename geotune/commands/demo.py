@@ -21,9 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="small", choices=["tiny", "small", "medium"], help="SynthRS size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", type=_variant_list, help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
-    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
+    parser.add_argument("--base-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="override of the base's pretraining (recipes/demo_base.yaml); repeatable")
+    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every LoRA run")
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(Path(args.root), size=args.size, seed=args.seed, variants=args.variants, extra=args.overrides)
+    run_demo(Path(args.root), size=args.size, seed=args.seed, variants=args.variants, extra=args.overrides,
+             base_extra=args.base_override)
     return 0
