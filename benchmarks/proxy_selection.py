@@ -28,7 +28,7 @@ from pathlib import Path
 
 from eval.stats import bootstrap_mean_ci, paired_differences
 from geotune.config import load_recipe
-from geotune.variants import is_finished
+from geotune.variants import finished_with, is_finished
 
 THIRD = 0.333
 METRICS = {"UCM": "ucmerced", "AID": "aid", "LRBEN": "lrben"}
@@ -164,24 +164,25 @@ def run_study(args, on_run=None) -> dict:
         for protocol in args.protocols:
             for variant in args.variants:
                 run_dir = root / protocol / f"{variant}-seed{seed}"
-                extra = [f"seed={seed}", f"selection.seed={seed}", f"run_dir={run_dir}"]
+                extra = [f"seed={seed}", f"selection.seed={seed}"]
                 if protocol == "equal_steps":
                     full_dir = root / "same_epochs" / f"full-seed{seed}"
                     if args.report_only and not is_finished(full_dir):
                         continue
                     if variant == "full":
-                        run_dir = root / "same_epochs" / f"full-seed{seed}"  # full data is the same run
+                        run_dir = full_dir  # full data is the same run
                     else:
                         steps = json.loads((full_dir / "train_summary.json").read_text())["steps"]
                         extra.append(f"train.max_steps={steps}")
                         manifest = root / "same_epochs" / f"{variant}-seed{seed}" / "selection" / "manifest.jsonl"
                         if manifest.exists():  # same selector, seed and base: the same subset
                             extra.append(f"selection.manifest={manifest}")
-                if not is_finished(run_dir):
-                    if args.report_only:
-                        continue
+                if args.report_only and not is_finished(run_dir):
+                    continue
+                cfg = load_recipe(args.recipe, common + STUDY_BASE[variant] + extra + [f"run_dir={run_dir}"])
+                if not finished_with(cfg):  # a finished run of another recipe is refused, not reused
                     print(f"[proxy] {protocol} {variant} seed {seed}", flush=True)
-                    run_experiment(load_recipe(args.recipe, common + STUDY_BASE[variant] + extra))
+                    run_experiment(cfg)
                 rows[protocol][variant][seed] = metrics = run_metrics(run_dir)
                 if protocol == "equal_steps" and not metrics["select s"]:  # its subset was selected once, there
                     metrics["select s"] = selection_seconds(root / "same_epochs" / f"{variant}-seed{seed}")
@@ -207,10 +208,11 @@ def run_scratch(args) -> dict:
     for seed in args.seeds:
         for variant in args.variants:
             run_dir = root / f"{variant}-seed{seed}"
-            if not is_finished(run_dir):
+            cfg = load_recipe("demo", common + STUDY_SCRATCH[variant] + [
+                f"seed={seed}", f"selection.seed={seed}", f"run_dir={run_dir}"])
+            if not finished_with(cfg):
                 print(f"[proxy] {variant} seed {seed}", flush=True)
-                run_experiment(load_recipe("demo", common + STUDY_SCRATCH[variant] + [
-                    f"seed={seed}", f"selection.seed={seed}", f"run_dir={run_dir}"]))
+                run_experiment(cfg)
             rows["same_epochs"][variant][seed] = run_metrics(run_dir)
     return {"rows": rows}
 

@@ -2,6 +2,9 @@
 
 A run counts as finished when its ``train_summary.json`` exists (written after training, before
 evaluation results are needed by anyone), so a killed demo, sweep or study resumes where it stopped.
+A finished run is reused only for the recipe that made it: when the ``config.yaml`` beside it differs in a
+key that changes what is trained (``finetune.run_dir.recipe_changes``), it is refused with the keys,
+never silently reported as the result of the new recipe (e.g. an older demo's runs in ``runs/demo``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,30 @@ FINISHED_MARKER = "train_summary.json"
 
 def is_finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / FINISHED_MARKER).exists()
+
+
+def finished_with(cfg) -> bool:
+    """Whether ``cfg.run_dir`` holds a finished run of this recipe.
+
+    Raises:
+        RunDirError: it holds a finished run of another recipe (the changed keys, and what to do).
+    """
+    from omegaconf import OmegaConf
+
+    from finetune.run_dir import RunDirError, recipe_changes
+
+    run_dir = Path(cfg.run_dir)
+    if not is_finished(run_dir):
+        return False
+    saved_path = run_dir / "config.yaml"
+    if saved_path.is_file():
+        saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
+        changes = recipe_changes(saved, OmegaConf.to_container(cfg, resolve=True))
+        if changes:
+            raise RunDirError(f"{run_dir} holds a finished run of another recipe ({saved_path}); changed: "
+                              f"{'; '.join(changes)}. Its results would be reported as this recipe's: delete "
+                              "the folder, or use another run_dir (or --root)")
+    return True
 
 
 def run_variants(planned: Iterable[tuple[str, object]], run_one: Callable | None = None, tag: str = "run") -> list[Path]:
@@ -31,7 +58,7 @@ def run_variants(planned: Iterable[tuple[str, object]], run_one: Callable | None
     for name, cfg in planned:
         run_dir = Path(cfg.run_dir)
         run_dirs.append(run_dir)
-        if is_finished(run_dir):
+        if finished_with(cfg):
             print(f"[{tag}] {name}: finished earlier, reusing {run_dir}", flush=True)
             continue
         print(f"[{tag}] {name} -> {run_dir}", flush=True)
