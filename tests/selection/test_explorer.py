@@ -10,13 +10,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pytest
 from explorer_pool import EVIL_ANSWER, synthetic_header, synthetic_records, synthetic_selection
+from omegaconf import OmegaConf
 
 from finetune.data.records import Record
-from geotune.config import load_recipe
-from selection.budget import Selection, SelectionError
+from selection.budget import Selection
+from selection.config import SelectionConfig, check_values
 from selection.explorer import explorer_data, record_class, write_explorer
 from selection.manifest import read_manifest
-from selection.pipeline import run_selection
 
 
 def page_data(page: Path) -> dict:
@@ -124,12 +124,13 @@ def test_report_of_a_318k_record_pool_stays_small(tmp_path):
     assert seconds < 60  # catches a quadratic step, not slowness
 
 
-def test_bad_report_bounds_fail_before_any_work(tmp_path):
-    class Data:
-        records = synthetic_records(10)
-
-    cfg = load_recipe(None, [f"run_dir={tmp_path}", "selection.method=random", "selection.keep=0.5",
-                             "selection.report_per_cluster=0"])
-    with pytest.raises(SelectionError, match="selection.report_per_cluster"):
-        run_selection(cfg, Data())
-    assert not (tmp_path / "selection").exists()
+def test_bad_report_bounds_are_refused_by_the_section_check():
+    """selection's own value check (run when the recipe loads, before any data is read) names each bound."""
+    sel = OmegaConf.structured(SelectionConfig)
+    assert check_values(sel) == []
+    sel.report_per_cluster, sel.report_max_samples = 0, 1
+    problems = check_values(sel)
+    assert [p.split(":")[0] for p in problems] == ["selection.report_per_cluster", "selection.report_max_samples"]
+    assert all("selection.report=false" in p for p in problems)
+    sel.report = False  # they bound only the page
+    assert check_values(sel) == []
