@@ -9,6 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARIES = ("finetune", "selection", "eval")
+APP = ("geotune", "train")  # the app package and its entry script
 
 
 def test_import_linter_contracts_hold():
@@ -39,17 +40,42 @@ def test_library_packages_have_no_command_line_halves(package):
     assert offenders == []
 
 
+def _imports_by_name(node) -> bool:
+    """``pytest.importorskip("x")`` or ``importlib.import_module("x")`` with the name written out."""
+    name = getattr(node, "func", None)
+    name = getattr(name, "attr", None) or getattr(name, "id", None)
+    return (isinstance(node, ast.Call) and name in ("importorskip", "import_module") and bool(node.args)
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str))
+
+
+def _app_imports(paths) -> list[str]:
+    """``file:line`` of every import of the app (``geotune``, or ``train``, its entry script) in ``paths``,
+    function-local ones and ``importorskip`` / ``import_module`` by name included."""
+    offenders = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0
+                       else [node.args[0].value] if _imports_by_name(node) else [])
+            if any(m.split(".")[0] in APP for m in modules):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return offenders
+
+
 @pytest.mark.parametrize("package", LIBRARIES)
 def test_library_packages_never_import_the_app(package):
     """No import of ``geotune`` anywhere in a library package, function-local ones included."""
-    offenders = []
-    for path in _python_files(package):
-        for node in ast.walk(ast.parse(path.read_text())):
-            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                       else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
-            if any(m == "geotune" or m.startswith("geotune.") for m in modules):
-                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert offenders == []
+    assert _app_imports(_python_files(package)) == []
+
+
+@pytest.mark.parametrize("package", LIBRARIES)
+def test_library_tests_never_import_the_app(package):
+    """tests/finetune, tests/selection, tests/eval build their recipes from their own layer's sections
+    (tests/recipe_sections.py); a test that runs the whole recipe (run_experiment, a command) is the app's and
+    lives in tests/geotune/. Helpers beside tests/conftest.py are shared, so they must not import the app either."""
+    helpers = [p for p in sorted((ROOT / "tests").glob("*.py")) if p.name != "conftest.py"]
+    helpers += sorted((ROOT / "tests" / "remote_failures").rglob("*.py"))
+    assert _app_imports(_python_files(f"tests/{package}") + helpers) == []
 
 
 def test_every_command_is_one_module_under_geotune_commands():
