@@ -1,8 +1,20 @@
-"""Measured memory of one training step, by the planner's categories (its calibration and tests)."""
+"""Measured memory: of one training step, by the planner's categories (its calibration and tests), and the
+peak resident memory of this process (run summaries)."""
 
 from __future__ import annotations
 
+import resource
+
 from finetune.loss import next_token_labelled, supervised_logits_loss
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB to 0.1 (Linux reports ``ru_maxrss`` in KiB).
+
+    Linux carries ``ru_maxrss`` across fork + exec: a process started by a bigger one reports at least the
+    parent's size at the fork (``benchmarks/`` read ``VmHWM`` for that reason).
+    """
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 class _NoHandle:

@@ -17,11 +17,11 @@ proxy copies that shape at CPU scale:
 from __future__ import annotations
 
 import json
-import resource
 import time
 from pathlib import Path
 
 from finetune.files import write_json_atomic
+from finetune.step_memory import peak_rss_mb
 from geotune import experiment
 from geotune.config import load_recipe
 from geotune.synth import PoolOptions, write_synthrs
@@ -59,11 +59,6 @@ def lora_overrides(root: Path) -> list[str]:
             f"data.datasets.0.image_root={pool}", *data_overrides(root)]
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def ensure_base(root: Path, seed: int = 0, recipe: str = "proxy_base", overrides: list[str] | None = None,
                 synth: dict | None = None) -> dict:
     """Pretrain the proxy base once (``recipe``) and return its summary; reused when it exists.
@@ -86,7 +81,7 @@ def ensure_base(root: Path, seed: int = 0, recipe: str = "proxy_base", overrides
         "path": str(root / "base" / "final"),
         "pretrain_seconds": result["train_seconds"],
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_rss_mb": peak_rss_mb(),
         "resumed_from": result["resumed_from"],
         "steps": result["steps"],
         "final_loss": result["final_loss"],

@@ -63,4 +63,9 @@ def check_values(sel: Any) -> list[str]:
         problems.append(f"selection.features.backend: '{sel.features.backend}' is not one of {', '.join(BACKENDS)}")
     if sel.cluster_method not in CLUSTER_METHODS:
         problems.append(f"selection.cluster_method: '{sel.cluster_method}' is not one of {', '.join(CLUSTER_METHODS)}")
+    if sel.report:  # they bound only report.html's samples: one kept and one dropped at the least
+        for key, least in (("report_per_cluster", 1), ("report_max_samples", 2)):
+            if int(getattr(sel, key)) < least:
+                problems.append(f"selection.{key}: must be >= {least}, got {getattr(sel, key)} (it bounds the samples "
+                                "report.html shows); raise it, or set selection.report=false")
     return problems

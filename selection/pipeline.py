@@ -199,11 +199,6 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
         read_manifest(path)  # fail now, not at training time
         return path
     selector = get_selector(sel.method)
-    if sel.report and (int(sel.report_per_cluster) < 1 or int(sel.report_max_samples) < 2):
-        raise SelectionError(
-            f"selection.report_per_cluster ({sel.report_per_cluster}) must be >= 1 and selection.report_max_samples "
-            f"({sel.report_max_samples}) >= 2: they bound the samples report.html shows (or set selection.report=false)"
-        )
     records = data.records
     if not records:
         raise SelectionError("no training records to select from (check data.datasets)")

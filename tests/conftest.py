@@ -1,4 +1,7 @@
-"""Shared fixtures: tiny offline models, built once per test session."""
+"""Shared fixtures: tiny offline models, built once per test session, and the data several test folders use.
+
+Helper modules used by several folders lie beside this file (``colours``, ``eval_layouts``,
+``remote_failures``, ``recipe_sections``): pytest puts this folder on ``sys.path``."""
 
 from __future__ import annotations
 
@@ -57,6 +60,97 @@ def synth_rsitmd(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthrs")
     write_synthrs_rsitmd(root, seed=0, split_sizes={"train": 48, "val": 16, "test": 16}, image_size=32)
     return root / "SynthRS-RSITMD"
+
+
+# Shared by the library tests and the app's (tests/geotune): the colour set, stand-in checkpoints, benchmarks.
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_internvl, tmp_path_factory):
+    """A peft LoRA adapter folder over ``tiny_internvl`` (q_proj, v_proj), non-zero B so it changes the weights."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    base = AutoModelForImageTextToText.from_pretrained(tiny_internvl)
+    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    out = tmp_path_factory.mktemp("lora") / "final"
+    peft_model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def colour_data(tmp_path):
+    """The tiny learnable colour set (``colours.write_colour_set``) as ``TrainingData``."""
+    from colours import write_colour_set
+
+    return write_colour_set(tmp_path / "colours")
+
+
+@pytest.fixture
+def colour_recipe(tiny_internvl, colour_data, tmp_path):
+    """Writes ``train.py`` recipes that train the tiny InternVL on ``colour_data`` (saved as LLaVA JSON).
+
+    Returns ``write(**sections) -> Path``: a recipe with the ``model`` and ``data`` sections plus one
+    top-level section per keyword, in keyword order, each a YAML flow mapping (``train="{max_steps: 2}"``).
+    """
+    from finetune.data.formats import write_llava
+
+    root = colour_data.image_roots["colours"]
+    write_llava(colour_data.records, root / "train.json")
+    common = f"""
+model: {{path: {tiny_internvl}, adapter: internvl_hf}}
+data:
+  datasets:
+    - {{name: colours, path: {root}/train.json, format: llava, image_root: {root}}}
+  cache_dir: {tmp_path}/cache
+"""
+
+    def write(**sections: str) -> Path:
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(common + "".join(f"{key}: {value}\n" for key, value in sections.items()))
+        return recipe
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def standin_internvl(tmp_path_factory):
+    """A tiny stand-in ``InternVLChatModel`` checkpoint (remote code + auto_map), Qwen2 / Hermes-2."""
+    from finetune.models.standins import build_standin_internvl_chat
+
+    return build_standin_internvl_chat(tmp_path_factory.mktemp("standins") / "internvl-chat", seed=0)
+
+
+@pytest.fixture(scope="session")
+def standin_xcomposer2(tmp_path_factory):
+    """A tiny stand-in InternLM-XComposer2-VL checkpoint (remote code + auto_map)."""
+    from finetune.models.standins import build_standin_xcomposer2
+
+    return build_standin_xcomposer2(tmp_path_factory.mktemp("standins") / "xcomposer2", seed=0)
+
+
+@pytest.fixture(scope="session")
+def standins(tmp_path_factory):
+    """Stand-in remote-code checkpoints (``remote_failures``) for the compat and doctor tests:
+    ``{"root", "clip", "internlm2", "internvl_chat", "xcomposer2", "internvl_chat_sp", "xcomposer2_sp"}``;
+    ``*_sp`` carry InternLM2's sentencepiece-only tokenizer as on the Hub. Tests copy before changing one."""
+    from remote_failures import build_standin, build_tiny_clip, remove_cached_modules
+
+    root = tmp_path_factory.mktemp("standins")
+    clip = build_tiny_clip(root / "clip-vit-tiny")
+    built = {kind: build_standin(kind, root, vision_tower_path=str(clip)) for kind in ("internlm2", "internvl_chat", "xcomposer2")}
+    for kind in ("internvl_chat", "xcomposer2"):
+        built[f"{kind}_sp"] = build_standin(kind, root, vision_tower_path=str(clip), tokenizer="sentencepiece")
+    yield {"root": root, "clip": str(clip), **built}
+    # transformers copies each stand-in folder's code into its modules cache: remove ours afterwards.
+    remove_cached_modules()
+
+
+@pytest.fixture(scope="session")
+def bench_root(tmp_path_factory):
+    """A folder holding UCMerced_LandUse/, AID/, RSVQA_LR/ (text in split files) and GeoChat-Bench/."""
+    import eval_layouts
+
+    return eval_layouts.write_all(tmp_path_factory.mktemp("bench"))
 
 
 def _unused_port() -> int:

@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import re
-import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -31,15 +30,11 @@ from finetune.retrieval.model import (
     save_trainable,
     trainable_parameters,
 )
+from finetune.step_memory import peak_rss_mb
 
 log = logging.getLogger(__name__)
 STATE = "training_state.pt"
 _CHECKPOINT = re.compile(r"checkpoint-epoch-(\d+)$")
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

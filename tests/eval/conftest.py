@@ -1,15 +1,9 @@
-"""Fixtures for eval tests: tiny benchmark layouts and the tiny model loaded once."""
+"""Fixtures for eval tests: the tiny model loaded once (the benchmark layouts, ``bench_root``, are in
+tests/conftest.py: the app's tests use them too)."""
 
 from __future__ import annotations
 
-import eval_layouts as layouts
 import pytest
-
-
-@pytest.fixture(scope="session")
-def bench_root(tmp_path_factory):
-    """A folder holding UCMerced_LandUse/, AID/, RSVQA_LR/ (text in split files) and GeoChat-Bench/."""
-    return layouts.write_all(tmp_path_factory.mktemp("bench"))
 
 
 @pytest.fixture(scope="session")

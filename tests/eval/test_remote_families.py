@@ -6,9 +6,10 @@ import json
 import shutil
 
 import pytest
+from recipe_sections import library_recipe
 
 from eval import api
-from geotune.config import load_recipe
+from eval.config import EvalConfig, check_values
 
 
 def _predictions(path):
@@ -19,11 +20,11 @@ def _evaluate(family, remote_checkpoints, bench_root, tmp_path, batch_size):
     adapter, path = remote_checkpoints[family]
     ckpt = tmp_path / f"{family}-bs{batch_size}"
     shutil.copytree(path, ckpt)
-    cfg = load_recipe(None, [
+    cfg = library_recipe(
         f"model.path={path}", f"model.adapter={adapter}", "model.trust_remote_code=true", "model.dtype=float32",
         "eval.benchmarks=[ucmerced,lrben]", f"eval.ucmerced_root={bench_root}", f"eval.lrben_root={bench_root}",
-        "eval.limit=4", f"eval.batch_size={batch_size}", "eval.max_new_tokens=4",
-    ])
+        "eval.limit=4", f"eval.batch_size={batch_size}", "eval.max_new_tokens=4", sections={"eval": (EvalConfig, check_values)},
+    )
     results = api.evaluate_checkpoint(cfg, ckpt)
     return results, {name: _predictions(ckpt / "eval" / f"{name}.predictions.jsonl") for name in results}
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from bad_files import write_png_header
 from PIL import Image
+from recipe_sections import library_recipe
 
 from finetune.collator import SupervisedDataset
 from finetune.data.loader import load_training_data
 from finetune.data.validate import BadRecordError
 from finetune.models.adapters import get_adapter
-from geotune.config import load_recipe
 
 QUESTION = "<image>\nWhat colour is the image?"
 
@@ -23,7 +23,7 @@ QUESTION = "<image>\nWhat colour is the image?"
 @pytest.fixture(scope="module")
 def processor_and_adapter(tiny_internvl):
     adapter = get_adapter("internvl_hf")
-    _, processor = adapter.load(load_recipe(None, [f"model.path={tiny_internvl}"]).model)
+    _, processor = adapter.load(library_recipe(f"model.path={tiny_internvl}").model)
     return processor, adapter
 
 
@@ -61,8 +61,8 @@ def _write_set(tmp_path, bad: tuple[str, ...]):
 
 def _dataset(tmp_path, processor_and_adapter, bad, skip_bad):
     path, root = _write_set(tmp_path, bad)
-    cfg = load_recipe(None, [f"data.datasets=[{{name: a, path: '{path}', image_root: '{root}'}}]",
-                             f"data.cache_dir={tmp_path / 'cache'}", f"data.skip_bad={str(skip_bad).lower()}"])
+    cfg = library_recipe(f"data.datasets=[{{name: a, path: '{path}', image_root: '{root}'}}]",
+                         f"data.cache_dir={tmp_path / 'cache'}", f"data.skip_bad={str(skip_bad).lower()}")
     data = load_training_data(cfg)
     processor, adapter = processor_and_adapter
     outcome = {}

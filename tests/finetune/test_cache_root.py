@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from recipe_sections import library_recipe
 
 from finetune.cache import cache_dir, cache_root
 from finetune.data.loader import load_training_data
-from geotune.config import load_recipe
 
 
 def test_root_precedence(tmp_path, monkeypatch):
@@ -46,11 +46,11 @@ def test_data_cache_lands_under_the_root_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("GEOTUNE_CACHE", str(tmp_path / "env-root"))
     datasets = f"data.datasets=[{{name: t, path: '{annotation}', format: llava}}]"
 
-    data = load_training_data(load_recipe(None, [datasets]))
+    data = load_training_data(library_recipe(datasets))
     assert len(data.records) == 3
     assert any((tmp_path / "env-root" / "data").iterdir())
     assert list(elsewhere.iterdir()) == []
 
-    load_training_data(load_recipe(None, [datasets, f"cache_dir={tmp_path / 'recipe-root'}"]))
+    load_training_data(library_recipe(datasets, f"cache_dir={tmp_path / 'recipe-root'}"))
     assert any((tmp_path / "recipe-root" / "data").iterdir())
     assert list(elsewhere.iterdir()) == []

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 from packaging.version import Version
+from recipe_sections import library_recipe
 
 from finetune.training import training_arguments
-from geotune.config import load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,8 +25,8 @@ def test_transformers_floor_reads_a_float_warmup_steps_as_a_ratio():
 
 @pytest.mark.parametrize(("ratio", "steps", "warmup"), [(0.1, 100, 10), (0.01, 318, 4), (0.0, 50, 0)])
 def test_warmup_ratio_schedule(tmp_path, ratio, steps, warmup):
-    cfg = load_recipe(None, [f"run_dir={tmp_path}", f"train.warmup_ratio={ratio}", "train.lr_scheduler=linear",
-                             "train.learning_rate=1e-3", "train.report_to=[none]"])
+    cfg = library_recipe(f"run_dir={tmp_path}", f"train.warmup_ratio={ratio}", "train.lr_scheduler=linear",
+                         "train.learning_rate=1e-3", "train.report_to=[none]")
     args = training_arguments(cfg)
     assert args.get_warmup_steps(steps) == warmup == math.ceil(ratio * steps)
     from transformers import get_scheduler

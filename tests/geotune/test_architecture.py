@@ -9,6 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARIES = ("finetune", "selection", "eval")
+APP = ("geotune", "train")  # the app package and its entry script
 
 
 def test_import_linter_contracts_hold():
@@ -39,17 +40,51 @@ def test_library_packages_have_no_command_line_halves(package):
     assert offenders == []
 
 
+def _imports_by_name(node) -> bool:
+    """``pytest.importorskip("x")`` or ``importlib.import_module("x")`` with the name written out."""
+    name = getattr(node, "func", None)
+    name = getattr(name, "attr", None) or getattr(name, "id", None)
+    return (isinstance(node, ast.Call) and name in ("importorskip", "import_module") and bool(node.args)
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str))
+
+
+def _imports_of(paths, packages) -> list[str]:
+    """``file:line`` of every import of one of ``packages`` in ``paths``, function-local ones and
+    ``importorskip`` / ``import_module`` by name included."""
+    offenders = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0
+                       else [node.args[0].value] if _imports_by_name(node) else [])
+            if any(m.split(".")[0] in packages for m in modules):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return offenders
+
+
 @pytest.mark.parametrize("package", LIBRARIES)
 def test_library_packages_never_import_the_app(package):
     """No import of ``geotune`` anywhere in a library package, function-local ones included."""
-    offenders = []
-    for path in _python_files(package):
-        for node in ast.walk(ast.parse(path.read_text())):
-            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                       else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
-            if any(m == "geotune" or m.startswith("geotune.") for m in modules):
-                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert offenders == []
+    assert _imports_of(_python_files(package), APP) == []
+
+
+# What the tests of each library may not import: the app, and the layers above or beside the package.
+ABOVE = {"finetune": APP + ("selection", "eval"), "selection": APP + ("eval",), "eval": APP + ("selection",)}
+
+
+@pytest.mark.parametrize("package", LIBRARIES)
+def test_library_tests_import_nothing_above_their_layer(package):
+    """tests/finetune, tests/selection, tests/eval build their recipes from their own layer's sections
+    (tests/recipe_sections.py) and import neither the app nor a package above or beside theirs; a test that
+    runs the whole recipe (run_experiment, train.py, a command) is the app's and lives in tests/geotune/."""
+    assert _imports_of(_python_files(f"tests/{package}"), ABOVE[package]) == []
+
+
+def test_shared_test_helpers_import_only_the_base():
+    """The helpers beside tests/conftest.py serve every test folder, so they import only finetune."""
+    helpers = [p for p in sorted((ROOT / "tests").glob("*.py")) if p.name != "conftest.py"]
+    helpers += sorted((ROOT / "tests" / "remote_failures").rglob("*.py"))
+    assert _imports_of(helpers, APP + ("selection", "eval")) == []
 
 
 def test_every_command_is_one_module_under_geotune_commands():

@@ -22,6 +22,8 @@ from geotune.config import RecipeError, load_recipe
     ("train.too_long=cut", r"train.too_long: 'cut' is not one of truncate, drop"),
     ("train.per_device_batch_size=0", r"train.per_device_batch_size: must be >= 1"),
     ("eval.benchmarks=[ucm]", r"eval.benchmarks: unknown benchmark\(s\) \['ucm'\]"),
+    ("selection.report_per_cluster=0", r"selection.report_per_cluster: must be >= 1, got 0 .*selection.report=false"),
+    ("selection.report_max_samples=1", r"selection.report_max_samples: must be >= 2, got 1 .*selection.report=false"),
 ])
 def test_bad_values_fail_at_load_naming_the_key(override, message):
     with pytest.raises(RecipeError, match=message):
@@ -34,6 +36,16 @@ def test_every_problem_is_reported_at_once_and_good_values_pass():
     assert "selection.keep" in str(err.value) and "train.mode" in str(err.value) and "\n" not in str(err.value)
     cfg = load_recipe("demo", ["selection.keep=40", "data.bands=[4,3,2]", "selection.method=adaptive_shift"])
     assert cfg.selection.keep == 40 and list(cfg.data.bands) == [4, 3, 2]
+
+
+def test_bad_report_bounds_stop_train_py_before_any_work(tmp_path, capsys):
+    """The explorer's bounds were checked by run_selection, after the data was read and the run_dir made."""
+    run_dir = tmp_path / "run"
+    assert train.main(["recipe=demo", f"run_dir={run_dir}", "selection.report_max_samples=0"]) == 2
+    assert "selection.report_max_samples: must be >= 2, got 0" in capsys.readouterr().err
+    assert not run_dir.exists()
+    # they bound only the page: without a report they are not used, so not refused
+    assert load_recipe("demo", ["selection.report=false", "selection.report_per_cluster=0"]).selection.report is False
 
 
 def test_run_dir_that_is_a_file_is_refused_at_load(tmp_path):

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from colours import write_colour_set
 
 from eval.compare import collect_run
 from geotune.sweep import flat_metrics
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "finetune"))
-from colours import write_colour_set  # noqa: E402
 
 
 @pytest.fixture(scope="module")

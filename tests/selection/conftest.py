@@ -51,16 +51,18 @@ def explorer_run(tmp_path_factory):
     """A real small selection run: the pool above loaded by the data loader, ``self_sup`` on MiniLM text
     features in 4 clusters, half kept; returns ``(run_dir, data)`` (report.html under run_dir/selection)."""
     from explorer_pool import write_small_pool
+    from recipe_sections import library_recipe
 
     from finetune.data.loader import load_training_data
-    from geotune.config import load_recipe
+    from selection.config import SelectionConfig, check_values
     from selection.pipeline import run_selection
 
     root = tmp_path_factory.mktemp("explorer")
     pool = write_small_pool(root / "pool")
-    cfg = load_recipe(None, [f"run_dir={root / 'run'}", f"data.datasets=[{{name: small, path: '{pool}'}}]",
-                             "selection.method=self_sup", "selection.keep=0.5", "selection.clusters=4",
-                             "selection.features.backend=text", f"selection.features.cache_dir={root / 'features'}"])
+    cfg = library_recipe(f"run_dir={root / 'run'}", f"data.datasets=[{{name: small, path: '{pool}'}}]",
+                         "selection.method=self_sup", "selection.keep=0.5", "selection.clusters=4",
+                         "selection.features.backend=text", f"selection.features.cache_dir={root / 'features'}",
+                         sections={"selection": (SelectionConfig, check_values)})
     data = load_training_data(cfg)
     run_selection(cfg, data)
     return root / "run", data

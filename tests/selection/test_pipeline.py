@@ -1,17 +1,19 @@
-"""run_selection: computes only what the selector needs, writes manifest + report, reuses the cache."""
+"""run_selection: computes only what the selector needs, writes manifest + report, reuses the cache
+(`geotune select`: tests/geotune/commands/test_select_command.py)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from recipe_sections import library_recipe
 
 from finetune.cache import cache_dir
-from geotune.config import RecipeError, load_recipe
+from finetune.config import RecipeError
 from selection.budget import SelectionError
+from selection.config import SelectionConfig, check_values
 from selection.manifest import read_manifest
 from selection.pipeline import run_selection
 
@@ -52,7 +54,8 @@ def calls(monkeypatch, clustered):
 
 
 def _cfg(tmp_path, *overrides, options=None):
-    cfg = load_recipe(None, [f"run_dir={tmp_path}", "selection.clusters=3", *overrides])
+    cfg = library_recipe(f"run_dir={tmp_path}", "selection.clusters=3", *overrides,
+                         sections={"selection": (SelectionConfig, check_values)})
     if options:
         cfg.selection.options = options  # a free-form dict: set here, not as a key=value override
     return cfg
@@ -130,27 +133,6 @@ def test_given_manifest_is_used(tmp_path, calls, records):
     path = run_selection(_cfg(tmp_path / "a", "selection.method=random", "selection.keep=5"), FakeData(records(20)))
     cfg = _cfg(tmp_path / "b", "selection.method=random", f"selection.manifest={path}")
     assert run_selection(cfg, FakeData(records(20))) == path
-
-
-def test_cli_select(tmp_path, records, capsys):
-    from finetune.data.formats import write_records
-    from geotune.commands import select as cli
-
-    ann = write_records(records(30), tmp_path / "pool.json", "llava")
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    args = parser.parse_args([
-        f"run_dir={tmp_path / 'run'}", "selection.method=length", "selection.keep=0.2",
-        f"data.datasets=[{{name: pool, path: {ann}, format: llava, image_root: {tmp_path}}}]",
-        f"data.cache_dir={tmp_path / 'cache'}",
-    ])
-    assert cli.run(args) == 0
-    assert "length: kept 6 of 30 records" in capsys.readouterr().out
-    bad = parser.parse_args([f"run_dir={tmp_path / 'run'}", "selection.method=length", "selection.keep=300",
-                             f"data.datasets=[{{name: pool, path: {ann}, format: llava, image_root: {tmp_path}}}]",
-                             f"data.cache_dir={tmp_path / 'cache'}"])
-    assert cli.run(bad) == 2
-    assert "selection.keep=300" in capsys.readouterr().err
 
 
 def test_coincide_without_faiss_falls_back_to_minibatch_and_says_so(tmp_path, calls, records, monkeypatch, caplog):

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from recipe_sections import library_recipe
 
 from finetune.data.loader import load_training_data
 from finetune.data.validate import BadRecordError, validate_file
-from geotune.commands.data import run as data_cli
-from geotune.config import load_recipe
 
 
 def _row(i: int, question: str = "<image>\nDescribe the image.", answer: str = "A field.") -> dict:
@@ -25,7 +24,7 @@ def _pool(folder: Path) -> Path:
 
 
 def _cfg(tmp_path: Path, path: Path, *overrides: str):
-    return load_recipe(None, [f"data.datasets=[{{name: d, path: '{path}'}}]", f"data.cache_dir={tmp_path / 'cache'}", *overrides])
+    return library_recipe(f"data.datasets=[{{name: d, path: '{path}'}}]", f"data.cache_dir={tmp_path / 'cache'}", *overrides)
 
 
 def test_turn_without_from_is_a_bad_record_not_a_key_error(tmp_path):
@@ -96,17 +95,15 @@ def test_json_nested_100k_deep_is_reported_not_a_recursion_error(tmp_path):
     assert "nested too deep" in validate_file(first)[0].message
 
 
-def test_validate_check_images_decodes_truncated_jpeg(tmp_path, capsys):
-    import argparse
-
+def test_validate_check_images_decodes_truncated_jpeg(tmp_path):
     _pool(tmp_path)
     Image.effect_noise((64, 64), 60).convert("RGB").save(tmp_path / "img" / "full.jpg", quality=95)
     data = (tmp_path / "img" / "full.jpg").read_bytes()
     (tmp_path / "img" / "cut.jpg").write_bytes(data[: len(data) // 2])
     rows = [dict(_row(0), image="img/full.jpg"), dict(_row(1), image="img/cut.jpg")]
     (tmp_path / "a.json").write_text(json.dumps(rows, indent=2))
-    args = argparse.Namespace(verb="validate", file=str(tmp_path / "a.json"), format="auto", image_root=None, check_images=True)
-    assert data_cli(args) == 1
-    out = capsys.readouterr().out
-    assert f"{tmp_path / 'a.json'}:" in out and "record 'r1': image 'img/cut.jpg'" in out and "cannot be decoded" in out
-    assert "full.jpg" not in out
+    assert validate_file(tmp_path / "a.json") == []  # the header of the cut file reads fine
+    problems = validate_file(tmp_path / "a.json", check_images=True)
+    assert len(problems) == 1 and str(problems[0]).startswith(f"{tmp_path / 'a.json'}:")  # file:line as printed
+    assert problems[0].record_id == "r1" and "image 'img/cut.jpg'" in problems[0].message
+    assert "cannot be decoded" in problems[0].message

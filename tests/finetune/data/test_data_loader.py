@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from recipe_sections import library_recipe
 
 from finetune.data.loader import load_training_data
 from finetune.data.validate import BadRecordError
-from geotune.config import load_recipe
 
 TESTS_DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -31,7 +31,7 @@ def _write_pool(folder: Path, prefix: str, n: int) -> Path:
 
 def _cfg(tmp_path: Path, datasets: list[dict], *overrides: str):
     specs = "[" + ", ".join("{" + ", ".join(f"{k}: '{v}'" for k, v in d.items()) + "}" for d in datasets) + "]"
-    return load_recipe(None, [f"data.datasets={specs}", f"data.cache_dir={tmp_path / 'cache'}", *overrides])
+    return library_recipe(f"data.datasets={specs}", f"data.cache_dir={tmp_path / 'cache'}", *overrides)
 
 
 def test_loads_records_with_roots_tasks_and_images(tmp_path):
@@ -134,7 +134,7 @@ def test_recipe_errors_name_the_key(tmp_path):
     with pytest.raises(ValueError, match=r"data\.datasets\[0\]\.kind"):
         load_training_data(_cfg(tmp_path, [{"name": "x", "path": path, "kind": "other"}]))
     with pytest.raises(ValueError, match="data.datasets is empty"):
-        load_training_data(load_recipe(None, []))
+        load_training_data(library_recipe())
 
 
 def test_origins_give_each_record_its_file_and_line(tmp_path):

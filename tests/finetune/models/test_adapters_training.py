@@ -6,13 +6,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from recipe_sections import library_recipe
 
 from finetune.config import LoraConfig, ModelConfig
 from finetune.data.records import Record
 from finetune.models.adapters import auto, internvl_hf, internvl_remote, xcomposer2
 from finetune.models.adapters.supervision import IGNORE_INDEX
 from finetune.training import build_trainer
-from geotune.config import load_recipe
 
 RECORD = Record(id="r", images=["a.png"], conversations=[{"from": "human", "value": "<image>\nWhat is it?"},
                                                        {"from": "gpt", "value": "forest"}])
@@ -27,9 +27,9 @@ def supervised(out):
 
 
 def train_two_steps(path, adapter, data, tmp_path, *extra):
-    cfg = load_recipe(None, [f"model.path={path}", f"model.adapter={adapter}", "model.trust_remote_code=true",
-                             f"run_dir={tmp_path / adapter}", "train.max_steps=2", "train.per_device_batch_size=2",
-                             "train.report_to=[none]", "train.logging_steps=1", "train.warmup_ratio=0", "train.learning_rate=1e-2", "train.lora.dropout=0", *extra])
+    cfg = library_recipe(f"model.path={path}", f"model.adapter={adapter}", "model.trust_remote_code=true",
+                         f"run_dir={tmp_path / adapter}", "train.max_steps=2", "train.per_device_batch_size=2",
+                         "train.report_to=[none]", "train.logging_steps=1", "train.warmup_ratio=0", "train.learning_rate=1e-2", "train.lora.dropout=0", *extra)
     trainer = build_trainer(cfg, data)
     # Every parameter, frozen ones too: a step must move the trainable ones and nothing else.
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}

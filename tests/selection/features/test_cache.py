@@ -70,10 +70,7 @@ def test_cache_key_follows_answers_images_and_model(tmp_path, tiny_internvl, mod
     """No mocks: real images on disk, the real feature extractor; stale features must never be reused."""
     import copy
     import shutil
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "finetune"))
     from colours import write_colour_set
 
     data = write_colour_set(tmp_path / "images", per_class=2)  # 6 records, shard_size 4: 2 shards

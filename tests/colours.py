@@ -31,3 +31,14 @@ def write_colour_set(root: Path, per_class: int = 4, extra_words: int = 0) -> Tr
                 conversations=[{"from": "human", "value": QUESTION + tail}, {"from": "gpt", "value": name}],
             ))
     return TrainingData(records, {"colours": Path(root)})
+
+
+def colour_training(model_path, run_dir, *overrides: str) -> list[str]:
+    """Recipe overrides of the colour-set training tests: 20 logged LoRA (r 8) steps of 4 samples, constant LR,
+    no checkpoint unless asked; ``overrides`` come last and win."""
+    return [
+        f"model.path={model_path}", f"run_dir={run_dir}", "seed=0", "train.max_steps=20",
+        "train.per_device_batch_size=4", "train.logging_steps=1", "train.report_to=[none]", "train.warmup_ratio=0",
+        "train.lr_scheduler=constant", "train.save_steps=1000", "train.lora.r=8", "train.lora.alpha=16",
+        "train.lora.dropout=0.0", *overrides,
+    ]

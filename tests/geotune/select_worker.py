@@ -1,7 +1,7 @@
 """Run by test_distributed_selection.py under ``torchrun``: a training run that selects with adaptive
 shift first (the headline path), then selection alone with the other model-based selectors, on N ranks.
 
-Usage: ``torchrun --nproc_per_node N tests/selection/select_worker.py RECIPE RUN_ROOT CACHE [key=value ...]``;
+Usage: ``torchrun --nproc_per_node N tests/geotune/select_worker.py RECIPE RUN_ROOT CACHE [key=value ...]``;
 selector M writes ``RUN_ROOT/M/selection/manifest.jsonl``, features and signals are cached under CACHE.
 """
 

@@ -1,21 +1,11 @@
-"""The eval readers on SynthRS (geotune.synth), which writes the real layouts with the published defects."""
-
-import pytest
+"""The eval readers on SynthRS (geotune.synth, the app's: so this test lives here, not in tests/eval), which writes the real layouts with the published defects."""
 
 from eval.geochat_bench import read_geochat_bench
 from eval.readers import read_aid, read_lrben, read_ucmerced
 
-synth = pytest.importorskip("geotune.synth")
 
-
-@pytest.fixture(scope="module")
-def synthrs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthrs") / "synthrs"
-    synth.write_synthrs(out, seed=0, size="tiny", published_defects=True)
-    return out
-
-
-def test_raw_layouts_and_geochat_bench_agree(synthrs):
+def test_raw_layouts_and_geochat_bench_agree(synthrs_defects):
+    synthrs = synthrs_defects
     ucm, aid, lrben = read_ucmerced(synthrs), read_aid(synthrs), read_lrben(synthrs)
     assert len(ucm.classes) == 21 and len(aid.classes) == 30
     bench_ucm = read_geochat_bench(synthrs / "GeoChat-Bench" / "UCmerced.jsonl", "ucmerced", synthrs)

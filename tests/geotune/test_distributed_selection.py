@@ -1,6 +1,6 @@
 """Selection on two CPU ranks: every rank extracts its shards, global rank 0 selects, all ranks train,
 and the manifest is byte-identical to one-process ``geotune select`` (issue 14's headline failure:
-``shard 1 is missing after all processes finished``)."""
+``shard 1 is missing after all processes finished``). The app end to end (select, train, eval), so here."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import eval_layouts
 import pytest
+from colours import write_colour_set
+from select_worker import METHODS, SHARD_SIZE, method_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "select_worker.py"
-sys.path[:0] = [str(ROOT / "tests" / "finetune"), str(ROOT / "tests" / "eval"), str(WORKER.parent)]
-import eval_layouts  # noqa: E402
-from colours import write_colour_set  # noqa: E402
-from select_worker import METHODS, SHARD_SIZE, method_overrides  # noqa: E402
 
 
 def write_recipe(tmp_path: Path, tiny_internvl: Path) -> Path:

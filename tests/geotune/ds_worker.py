@@ -1,6 +1,6 @@
 """Run by the multiprocess tests under ``torchrun``: the colour set on the tiny InternVL, a few steps.
 
-Usage: ``torchrun --nproc_per_node N tests/finetune/ds_worker.py DATA_DIR MODEL RUN_DIR [key=value ...]``.
+Usage: ``torchrun --nproc_per_node N tests/geotune/ds_worker.py DATA_DIR MODEL RUN_DIR [key=value ...]``.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: colours
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's packages, not an installed copy
 
 from colours import write_colour_set  # noqa: E402
