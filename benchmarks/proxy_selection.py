@@ -97,6 +97,53 @@ def run_metrics(run_dir: Path) -> dict[str, float]:
     return out
 
 
+TASKS = ("classification", "vqa", "caption", "grounding", "region")
+
+
+def composition(run_dir: Path, meta: dict[str, dict]) -> dict[str, float] | None:
+    """What a run trained on, in % of its records: per task, planted near-duplicates and noise
+    (from the pool's sidecar, ``geochat_style_meta.jsonl``); None without a selection manifest."""
+    from selection.manifest import read_manifest
+
+    path = run_dir / "selection" / "manifest.jsonl"
+    if not path.exists():
+        return None
+    return composition_of([meta[row["id"]] for row in read_manifest(path)[1]])
+
+
+def composition_of(kept: list[dict]) -> dict[str, float]:
+    share = lambda n: 100.0 * n / max(len(kept), 1)  # noqa: E731
+    out = {task: share(sum(m["task"] == task for m in kept)) for task in TASKS}
+    out["near-dup"] = share(sum(m["duplicate_of"] is not None for m in kept))
+    out["noise"] = share(sum(m["noise"] is not None for m in kept))
+    # Distinct scenes per 100 records (a near-duplicate re-draws its original's scene; siblings share one)
+    scene = lambda m: m.get("image_of") or m["duplicate_of"] or m["id"]  # noqa: E731
+    out["scenes"] = share(len({scene(m) for m in kept}))
+    out["classes"] = float(len({(m["dataset"], m["name"]) for m in kept if m["dataset"] != "lr"}))
+    return out
+
+
+def composition_table(root: Path, rows: dict) -> str:
+    """Markdown: mean composition over seeds of every variant with a manifest, beside the whole pool's."""
+    meta_path = root / "synthrs" / "instruct" / "geochat_style_meta.jsonl"
+    meta = {m["id"]: m for m in map(json.loads, meta_path.read_text().splitlines())}
+    pool = list(meta.values())
+    head = ["variant", *TASKS, "near-dup", "noise", "scenes", "classes"]
+    whole = [100.0 * sum(m["task"] == t for m in pool) / len(pool) for t in TASKS]
+    whole += [100.0 * sum(m["duplicate_of"] is not None for m in pool) / len(pool),
+              100.0 * sum(m["noise"] is not None for m in pool) / len(pool)]
+    whole += [composition_of(pool)["scenes"], composition_of(pool)["classes"]]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|",
+             "| whole pool | " + " | ".join(f"{v:.1f}" for v in whole) + " |"]
+    for variant, by_seed in rows.get("same_epochs", {}).items():
+        comps = [c for s in by_seed if (c := composition(root / "same_epochs" / f"{variant}-seed{s}", meta))]
+        if comps:
+            lines.append(f"| {variant} | " + " | ".join(f"{statistics.mean(c[k] for c in comps):.1f}" for k in head[1:]) + " |")
+    return ("What each selector kept (same_epochs, % of its records, mean over seeds; tasks and planted "
+            "near-duplicates/noise from the pool's sidecar; `scenes`: distinct scenes per 100 records; "
+            "`classes`: UCM/AID classes present, of 51):\n\n" + "\n".join(lines) + "\n")
+
+
 def _fmt(values: list[float]) -> str:
     if not values:
         return "—"
@@ -244,6 +291,8 @@ def main() -> None:
 
     def write(result: dict) -> str:
         text = report(result["rows"], args.seeds, epochs)
+        if args.proxy == "base":
+            text += "\n" + composition_table(Path(args.root), result["rows"])
         if "base" in result:
             b = result["base"]
             text = (f"Base: {b['path']}, pretrained in {b['pretrain_seconds']:.0f} s (peak RSS {b['peak_rss_mb']:.0f} MB), "
