@@ -2,9 +2,11 @@
 
     nice -n 10 .venv/bin/python benchmarks/peers/compare.py --work /tmp/peers --rounds 2 --modes full,lora
 
-1. Creates a venv per peer under ``--venvs`` (default ``<cache root>/peers``) and installs it there
-   (``benchmarks/peers/venvs.py``; torch from the same wheels as geotune's). Nothing of the peers is
-   in this repository.
+1. Creates a venv per system under ``--venvs`` (default ``<cache root>/peers``), geotune's too, all
+   built the same way (``benchmarks/peers/venvs.py``: torch from the same wheels, then the system with
+   its runtime dependencies only), so peak RSS counts the same kind of library pages for all three.
+   geotune runs the working tree's code from the repository with that venv's interpreter
+   (``--geotune-python`` overrides it). Nothing of the peers is in this repository.
 2. Builds the tiny InternVL and SynthRS (small), converts the instruction pool with
    ``geotune data convert --to sharegpt`` (image paths made absolute, so every system reads the same
    file from any folder).
@@ -36,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from systems import Setting, geotune_command, swift_command, write_llamafactory  # noqa: E402
-from venvs import console_script, ensure_venv  # noqa: E402
+from venvs import GEOTUNE, console_script, ensure_venv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMS = ("geotune", "ms-swift", "llamafactory")
@@ -160,12 +162,17 @@ def evaluate(python: str, model: Path, checkpoint: Path, synthrs: Path, limit: i
     return json.loads((checkpoint / "eval" / "summary.json").read_text())
 
 
+def geotune_python(args, venvs: dict) -> str:
+    """geotune's training interpreter: ``--geotune-python``, else its own fresh venv's (``venvs.py``)."""
+    return args.geotune_python or str(venvs[GEOTUNE] / "bin" / "python")
+
+
 def run_system(system: str, mode: str, round_: int, args, model: Path, data: list[Path], venvs: dict) -> dict:
     out = args.work / "runs" / f"{system}-{mode}-{round_}"
     shutil.rmtree(out, ignore_errors=True)
     setting = Setting(mode=mode, epochs=args.epochs)
     if system == "geotune":
-        command = geotune_command(args.python, model, data[0], args.work / "synthrs" / "instruct", out,
+        command = geotune_command(geotune_python(args, venvs), model, data[0], args.work / "synthrs" / "instruct", out,
                                   args.work / "cache", setting)
     elif system == "ms-swift":
         command = swift_command(console_script(venvs[system], system), model, data[1], out, setting)
@@ -229,7 +236,9 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, default=300, help="questions per benchmark (0: no eval)")
     parser.add_argument("--smooth", type=int, default=20)
     parser.add_argument("--target-loss", type=float, default=None)
-    parser.add_argument("--python", default=sys.executable, help="geotune's interpreter")
+    parser.add_argument("--python", default=sys.executable, help="interpreter that prepares the data and scores")
+    parser.add_argument("--geotune-python", default=None,
+                        help="interpreter geotune trains with (default: its own venv under --venvs, as the peers')")
     parser.add_argument("--report-only", action="store_true", help="print the table of --work/results.jsonl")
     args = parser.parse_args()
     if args.report_only:
@@ -241,7 +250,7 @@ def main() -> None:
 
     venv_root = args.venvs or cache_root() / "peers"
     systems = args.systems.split(",")
-    venvs = {s: ensure_venv(venv_root, s) for s in systems if s != "geotune"}
+    venvs = {s: ensure_venv(venv_root, s) for s in systems if s != GEOTUNE or not args.geotune_python}
     args.work.mkdir(parents=True, exist_ok=True)
     model, *data = prepare(args.work, args.python)
     results, log = [], args.work / "results.jsonl"
