@@ -62,3 +62,36 @@ def test_geotune_trains_with_its_own_venv_unless_told_otherwise(tmp_path):
     own = {venvs.GEOTUNE: tmp_path / "geotune"}
     assert compare.geotune_python(Namespace(geotune_python=None), own) == str(tmp_path / "geotune" / "bin" / "python")
     assert compare.geotune_python(Namespace(geotune_python="/dev/venv/python"), own) == "/dev/venv/python"
+
+
+def _run(system, round_, wall, rss, accuracy=50.0, mode="full"):
+    # losses stamped at 10 s and 40 s; the loop took 35 s, so it began at 5 s
+    return {"system": system, "mode": mode, "round": round_, "wall_s": wall, "train_s": 35.0, "cpu_s": wall / 2,
+            "peak_rss_gb": rss, "losses": [(10.0, 2.0), (40.0, 1.0)],
+            "accuracy": {b: accuracy for b in compare.BENCHMARKS}}
+
+
+def test_phases_split_the_wall_time_around_the_training_loop():
+    assert compare.phases(_run("geotune", 0, wall=50.0, rss=1.0)) == (5.0, 10.0)
+
+
+def test_ratios_pair_runs_of_the_same_round():
+    results = [_run("geotune", 0, 50.0, 1.0), _run("ms-swift", 0, 100.0, 1.0),
+               _run("geotune", 1, 90.0, 1.2), _run("ms-swift", 1, 100.0, 1.0),
+               _run("ms-swift", 2, 100.0, 1.0)]  # geotune's round 2 missing: no pair
+    assert compare.paired_ratios(results, "full", "ms-swift", "wall_s") == [0.5, 0.9]
+    assert compare.paired_ratios(results, "full", "ms-swift", "peak_rss_gb") == [1.0, 1.2]
+    assert compare.paired_ratios(results, "lora", "ms-swift", "wall_s") == []
+
+
+def test_goal_needs_time_rss_and_accuracy_in_every_round():
+    results = [_run("geotune", 0, 50.0, 1.0), _run("llamafactory", 0, 100.0, 1.1),
+               _run("geotune", 1, 55.0, 1.0, accuracy=40.0), _run("llamafactory", 1, 100.0, 1.1)]
+    assert compare.accuracy_reached(results, "full", "llamafactory") == "1/2"
+    row = next(line for line in compare.goal_table(results).splitlines() if line.startswith("| full | llamafactory"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "0.53 (0.50, 0.55)"  # wall: median of the paired ratios, each round's after it
+    assert cells[-3:] == ["1/2", "not met", "met"]  # fast enough but accuracy not reached in round 1
+    results[2]["accuracy"] = results[0]["accuracy"]
+    row = next(line for line in compare.goal_table(results).splitlines() if line.startswith("| full | llamafactory"))
+    assert row.rstrip(" |").endswith("2/2 | met | met")
