@@ -1,6 +1,6 @@
 """geotune vs ms-swift vs LLaMA-Factory: the same model, pool and settings, in paired rounds.
 
-    nice -n 10 .venv/bin/python benchmarks/peers/compare.py --work /tmp/peers --rounds 2 --modes full,lora
+    OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/peers/compare.py --work /tmp/peers/r3 --rounds 3 --modes full,lora
 
 1. Creates a venv per system under ``--venvs`` (default ``<cache root>/peers``), geotune's too, all
    built the same way (``benchmarks/peers/venvs.py``: torch from the same wheels, then the system with
