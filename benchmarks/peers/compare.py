@@ -1,10 +1,12 @@
 """geotune vs ms-swift vs LLaMA-Factory: the same model, pool and settings, in paired rounds.
 
-    nice -n 10 .venv/bin/python benchmarks/peers/compare.py --work /tmp/peers --rounds 2 --modes full,lora
+    OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/peers/compare.py --work /tmp/peers/r3 --rounds 3 --modes full,lora
 
-1. Creates a venv per peer under ``--venvs`` (default ``<cache root>/peers``) and installs it there
-   (``benchmarks/peers/venvs.py``; torch from the same wheels as geotune's). Nothing of the peers is
-   in this repository.
+1. Creates a venv per system under ``--venvs`` (default ``<cache root>/peers``), geotune's too, all
+   built the same way (``benchmarks/peers/venvs.py``: torch from the same wheels, then the system with
+   its runtime dependencies only), so peak RSS counts the same kind of library pages for all three.
+   geotune runs the working tree's code from the repository with that venv's interpreter
+   (``--geotune-python`` overrides it). Nothing of the peers is in this repository.
 2. Builds the tiny InternVL and SynthRS (small), converts the instruction pool with
    ``geotune data convert --to sharegpt`` (image paths made absolute, so every system reads the same
    file from any folder).
@@ -36,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from systems import Setting, geotune_command, swift_command, write_llamafactory  # noqa: E402
-from venvs import console_script, ensure_venv  # noqa: E402
+from venvs import GEOTUNE, console_script, ensure_venv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMS = ("geotune", "ms-swift", "llamafactory")
@@ -160,12 +162,17 @@ def evaluate(python: str, model: Path, checkpoint: Path, synthrs: Path, limit: i
     return json.loads((checkpoint / "eval" / "summary.json").read_text())
 
 
+def geotune_python(args, venvs: dict) -> str:
+    """geotune's training interpreter: ``--geotune-python``, else its own fresh venv's (``venvs.py``)."""
+    return args.geotune_python or str(venvs[GEOTUNE] / "bin" / "python")
+
+
 def run_system(system: str, mode: str, round_: int, args, model: Path, data: list[Path], venvs: dict) -> dict:
     out = args.work / "runs" / f"{system}-{mode}-{round_}"
     shutil.rmtree(out, ignore_errors=True)
     setting = Setting(mode=mode, epochs=args.epochs)
     if system == "geotune":
-        command = geotune_command(args.python, model, data[0], args.work / "synthrs" / "instruct", out,
+        command = geotune_command(geotune_python(args, venvs), model, data[0], args.work / "synthrs" / "instruct", out,
                                   args.work / "cache", setting)
     elif system == "ms-swift":
         command = swift_command(console_script(venvs[system], system), model, data[1], out, setting)
@@ -189,6 +196,53 @@ def smoothed(losses: list[tuple[float, float]], k: int) -> list[tuple[float, flo
     return [(t, statistics.fmean(v for _, v in losses[max(0, i - k + 1): i + 1])) for i, (t, _) in enumerate(losses)]
 
 
+def phases(run: dict) -> tuple[float, float]:
+    """(start s, end s) of one run: process start to the training loop (imports, data preparation, model
+    load: the last loss's time less ``train_runtime``), and last logged step to exit (save, teardown)."""
+    last = run["losses"][-1][0]
+    return last - run["train_s"], run["wall_s"] - last
+
+
+RATIOS = {"wall": "wall_s", "train": "train_s", "CPU": "cpu_s", "start": "start_s", "peak RSS": "peak_rss_gb"}
+BENCHMARKS = ("ucmerced", "aid", "lrben")
+
+
+def paired_ratios(results: list[dict], mode: str, peer: str, key: str) -> list[float]:
+    """geotune / ``peer`` of ``key`` in every round where both ran ``mode``: pairs share the machine's load."""
+    by = {(r["system"], r["round"]): r | {"start_s": phases(r)[0]} for r in results if r["mode"] == mode}
+    return [by[("geotune", k)][key] / by[(peer, k)][key] for (system, k) in sorted(by, key=lambda x: x[1])
+            if system == peer and ("geotune", k) in by]
+
+
+def accuracy_reached(results: list[dict], mode: str, peer: str) -> str:
+    """Rounds where geotune's accuracy is at least the peer's on every benchmark, e.g. "3/3"."""
+    by = {(r["system"], r["round"]): r.get("accuracy") for r in results if r["mode"] == mode}
+    pairs = [(by[("geotune", k)], acc) for (system, k), acc in by.items() if system == peer and ("geotune", k) in by]
+    if not pairs or any(g is None or p is None for g, p in pairs):
+        return "not scored"
+    return f"{sum(all(g[b] >= p[b] for b in BENCHMARKS) for g, p in pairs)}/{len(pairs)}"
+
+
+def goal_table(results: list[dict]) -> str:
+    """The issue's goal per mode and peer: medians of the paired ratios (each round's in brackets)."""
+    lines = ["\ngeotune / peer, median of paired ratios (per round); goal: wall <= 0.6, peak RSS <= 1, "
+             "accuracy reached", "| mode | peer | wall | train | CPU | start | peak RSS | accuracy reached | "
+             "time goal | RSS goal |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for mode in sorted({r["mode"] for r in results}):
+        for peer in SYSTEMS[1:]:
+            ratios = {name: paired_ratios(results, mode, peer, key) for name, key in RATIOS.items()}
+            if not ratios["wall"]:
+                continue
+            median = {name: statistics.median(v) for name, v in ratios.items()}
+            cells = [f"{median[n]:.2f} ({', '.join(f'{x:.2f}' for x in ratios[n])})" for n in RATIOS]
+            reached = accuracy_reached(results, mode, peer)
+            met = reached.split("/")[0] == reached.split("/")[-1] if "/" in reached else False
+            lines.append(f"| {mode} | {peer} | {' | '.join(cells)} | {reached} | "
+                         f"{'met' if median['wall'] <= 0.6 and met else 'not met'} | "
+                         f"{'met' if median['peak RSS'] <= 1 else 'not met'} |")
+    return "\n".join(lines)
+
+
 def table(results: list[dict], smooth: int, target: float | None) -> str:
     lines = []
     for mode in sorted({r["mode"] for r in results}):
@@ -196,8 +250,8 @@ def table(results: list[dict], smooth: int, target: float | None) -> str:
         finals = {id(r): smoothed(r["losses"], smooth)[-1][1] for r in runs}
         goal = target if target is not None else max(finals.values())
         lines += [f"\n{mode}: medians over rounds; target loss {goal:.3f} (mean of {smooth} steps)",
-                  "| system | rounds | wall s | train s | CPU s | peak RSS GB | tree RSS GB | tree anon GB | padding | "
-                  "final loss | s to target | UCMerced | AID | LRBEN |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| system | rounds | wall s | start s | train s | end s | CPU s | peak RSS GB | tree RSS GB | tree anon GB | padding | "
+                  "final loss | s to target | UCMerced | AID | LRBEN |", "|---" * 16 + "|"]
         for system in SYSTEMS:
             mine = [r for r in runs if r["system"] == system]
             if not mine:
@@ -211,11 +265,13 @@ def table(results: list[dict], smooth: int, target: float | None) -> str:
             acc = {b: statistics.median(r["accuracy"][b] for r in mine) if "accuracy" in mine[0] else float("nan")
                    for b in ("ucmerced", "aid", "lrben")}
             padding = f"{med('padding'):.1%}" if system == "geotune" else "random order"
-            lines.append(f"| {system} | {len(mine)} | {med('wall_s'):.1f} | {med('train_s'):.1f} | {med('cpu_s'):.1f} | "
+            start, end = (statistics.median(phases(r)[i] for r in mine) for i in (0, 1))
+            lines.append(f"| {system} | {len(mine)} | {med('wall_s'):.1f} | {start:.1f} | {med('train_s'):.1f} | "
+                         f"{end:.1f} | {med('cpu_s'):.1f} | "
                          f"{med('peak_rss_gb'):.2f} | {med('peak_tree_rss_gb'):.2f} | {med('peak_anon_gb'):.2f} | {padding} | {statistics.median(finals[id(r)] for r in mine):.3f} | "
                          f"{statistics.median(t for t in reach if t is not None) if all(reach) else 'not all'} | "
                          f"{acc['ucmerced']:.3f} | {acc['aid']:.3f} | {acc['lrben']:.3f} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + goal_table(results)
 
 
 def main() -> None:
@@ -229,7 +285,9 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, default=300, help="questions per benchmark (0: no eval)")
     parser.add_argument("--smooth", type=int, default=20)
     parser.add_argument("--target-loss", type=float, default=None)
-    parser.add_argument("--python", default=sys.executable, help="geotune's interpreter")
+    parser.add_argument("--python", default=sys.executable, help="interpreter that prepares the data and scores")
+    parser.add_argument("--geotune-python", default=None,
+                        help="interpreter geotune trains with (default: its own venv under --venvs, as the peers')")
     parser.add_argument("--report-only", action="store_true", help="print the table of --work/results.jsonl")
     args = parser.parse_args()
     if args.report_only:
@@ -241,7 +299,7 @@ def main() -> None:
 
     venv_root = args.venvs or cache_root() / "peers"
     systems = args.systems.split(",")
-    venvs = {s: ensure_venv(venv_root, s) for s in systems if s != "geotune"}
+    venvs = {s: ensure_venv(venv_root, s) for s in systems if s != GEOTUNE or not args.geotune_python}
     args.work.mkdir(parents=True, exist_ok=True)
     model, *data = prepare(args.work, args.python)
     results, log = [], args.work / "results.jsonl"

@@ -3,7 +3,8 @@
 Equal settings (``Setting``): the same tiny InternVL, the same ShareGPT file, full fine-tuning or LoRA
 (r 16, alpha 32, dropout 0.05, the language model's linear layers), epochs, batch, learning rate, cosine
 schedule, no warm-up, no weight decay, AdamW betas (0.9, 0.999), fp32, seed, 512 tokens, vision tower
-frozen, projector trained, no gradient checkpointing, one process, no DataLoader workers, a loss
+frozen, projector trained in full fine-tuning and frozen in LoRA (``Setting.freeze_projector``), no
+gradient checkpointing, one process, no DataLoader workers, a loss
 logged every step, no tracker.
 
 Silent defaults that would otherwise differ (each one set below, on the line that sets it):
@@ -13,7 +14,14 @@ Silent defaults that would otherwise differ (each one set below, on the line tha
 - LLaMA-Factory: the template's own system prompt (``default_system: ""`` removes it, as geotune's
   template has none), the projector frozen (``freeze_multi_modal_projector``); the vision tower frozen
   in full fine-tuning (``freeze_vision_tower``, as geotune's ``train.freeze_vision``).
-- geotune: warm-up 3% and the mixed-order sampler are its defaults; warm-up is set to 0 here.
+- geotune: warm-up 3% is its default; set to 0 here. Its sampler default is random order, as the peers'.
+
+The projector in LoRA: left alone, each system treats it differently: geotune trains it fully (peft
+``modules_to_save``, 45,440 trainable parameters on the tiny model), ms-swift with ``--freeze_aligner
+false`` puts LoRA on its two linears (37,888), LLaMA-Factory keeps it frozen even with
+``freeze_multi_modal_projector: false`` (32,768: its ``lora_target: all`` always leaves the projector
+out, ``find_all_linear_modules`` in 0.9.5). Frozen is the one setting all three
+reach with their own documented switch, so LoRA here tunes the language model's linear layers only.
 """
 
 from __future__ import annotations
@@ -32,6 +40,11 @@ class Setting:
     seed: int = 42
     max_length: int = 512
 
+    @property
+    def freeze_projector(self) -> bool:
+        """Full fine-tuning trains the projector in all three; LoRA freezes it in all three (module doc)."""
+        return self.mode == "lora"
+
 
 def geotune_command(python: str, model: Path, data: Path, image_root: Path, out: Path, cache: Path,
                     s: Setting) -> list[str]:
@@ -41,7 +54,7 @@ def geotune_command(python: str, model: Path, data: Path, image_root: Path, out:
             f"train.epochs={s.epochs}", f"train.per_device_batch_size={s.batch}", f"train.learning_rate={s.lr}",
             "train.grad_accum=1", "train.weight_decay=0", "train.adam_beta2=0.999", "train.warmup_ratio=0",
             "train.lr_scheduler=cosine", f"train.max_length={s.max_length}", "train.freeze_vision=true",
-            "train.freeze_projector=false", "train.gradient_checkpointing=false", "train.lora.r=16",
+            f"train.freeze_projector={str(s.freeze_projector).lower()}", "train.gradient_checkpointing=false", "train.lora.r=16",
             "train.lora.alpha=32", "train.lora.dropout=0.05", "train.logging_steps=1", "train.report_to=[none]",
             "train.save_steps=1000000", "train.resume=false", f"seed={s.seed}", "train.num_workers=0"]
 
@@ -55,7 +68,9 @@ def swift_command(swift: Path, model: Path, data: Path, out: Path, s: Setting) -
             "--weight_decay", "0",  # default 0.1
             "--adam_beta2", "0.999",  # default 0.95
             "--gradient_checkpointing", "false",  # default true
-            "--freeze_vit", "true", "--freeze_aligner", "false",  # default: aligner frozen
+            "--freeze_vit", "true",
+            # default: aligner frozen in full; with "false" in LoRA it gets LoRA on its linears
+            "--freeze_aligner", str(s.freeze_projector).lower(),
             "--split_dataset_ratio", "0",  # default: 1% held out for evaluation
             "--torch_dtype", "float32", "--seed", str(s.seed), "--data_seed", str(s.seed),
             "--max_length", str(s.max_length), "--lora_rank", "16", "--lora_alpha", "32", "--lora_dropout", "0.05",
@@ -69,7 +84,8 @@ def llamafactory_config(model: Path, data: Path, out: Path, s: Setting) -> dict:
     """The YAML (as a dict) for ``llamafactory-cli train``; ``data`` is registered in a dataset_info.json."""
     return {
         "model_name_or_path": str(model), "stage": "sft", "do_train": True, "finetuning_type": s.mode,
-        "freeze_vision_tower": True, "freeze_multi_modal_projector": False,  # default: projector frozen
+        "freeze_vision_tower": True,
+        "freeze_multi_modal_projector": s.freeze_projector,  # default: frozen (true) in full fine-tuning too
         "lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.05, "lora_target": "all",
         "dataset": "geotune_pool", "dataset_dir": str(data.parent), "template": "intern_vl",
         "default_system": "",  # default: the template's InternVL system prompt

@@ -1,0 +1,97 @@
+"""benchmarks/peers: equal settings for the three systems and geotune's venv built as the peers' are.
+
+No venv is created and nothing is installed: the commands are checked, not run.
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+PEERS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "peers"
+sys.path.insert(0, str(PEERS_DIR))
+import compare  # noqa: E402
+import systems  # noqa: E402
+import venvs  # noqa: E402
+
+
+def _flag(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+@pytest.mark.parametrize("mode, frozen", [("full", False), ("lora", True)])
+def test_every_system_treats_the_projector_alike(tmp_path, mode, frozen):
+    s = systems.Setting(mode=mode)
+    geotune = systems.geotune_command("python", tmp_path, tmp_path / "d.json", tmp_path, tmp_path / "o", tmp_path, s)
+    swift = systems.swift_command(tmp_path / "swift", tmp_path, tmp_path / "d.json", tmp_path / "o", s)
+    factory = systems.llamafactory_config(tmp_path, tmp_path / "d.json", tmp_path / "o", s)
+    assert f"train.freeze_projector={str(frozen).lower()}" in geotune
+    assert _flag(swift, "--freeze_aligner") == str(frozen).lower()
+    assert factory["freeze_multi_modal_projector"] is frozen
+    # and the vision tower is frozen in all three, whatever the mode
+    assert "train.freeze_vision=true" in geotune and _flag(swift, "--freeze_vit") == "true"
+    assert factory["freeze_vision_tower"] is True
+
+
+def test_geotune_venv_is_installed_like_a_peer_then_runs_the_working_tree(tmp_path):
+    python = tmp_path / "bin" / "python"
+    geotune = venvs.install_commands(python, venvs.GEOTUNE, repo=tmp_path)
+    peer = venvs.install_commands(python, "llamafactory", repo=tmp_path)
+    assert geotune[0] == peer[0]  # the same torch pins first
+    assert geotune[1][:-len(venvs.TORCH) - 1] == peer[1][:-len(venvs.TORCH) - 1]
+    assert geotune[1][-len(venvs.TORCH) - 1:] == [str(tmp_path), *venvs.TORCH]  # the repo, no extras
+    assert peer[1][-len(venvs.TORCH) - 1:] == [venvs.PEERS["llamafactory"][0], *venvs.TORCH]
+    assert geotune[2][-2:] == ["-y", "geotune"] and len(peer) == 2
+
+
+def test_geotune_venv_is_rebuilt_when_its_dependencies_change(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "geotune"\ndependencies = ["torch>=2.4", "peft"]\n')
+    before = venvs.requirement(venvs.GEOTUNE, repo=tmp_path)
+    pyproject.write_text('[project]\nname = "geotune"\ndependencies = ["peft", "torch>=2.4"]\n')
+    assert venvs.requirement(venvs.GEOTUNE, repo=tmp_path) == before  # order does not matter
+    pyproject.write_text('[project]\nname = "geotune"\ndependencies = ["torch>=2.4", "peft", "wandb"]\n')
+    assert venvs.requirement(venvs.GEOTUNE, repo=tmp_path) != before
+    assert venvs.requirement("ms-swift") == venvs.PEERS["ms-swift"][0]
+
+
+def test_geotune_trains_with_its_own_venv_unless_told_otherwise(tmp_path):
+    own = {venvs.GEOTUNE: tmp_path / "geotune"}
+    assert compare.geotune_python(Namespace(geotune_python=None), own) == str(tmp_path / "geotune" / "bin" / "python")
+    assert compare.geotune_python(Namespace(geotune_python="/dev/venv/python"), own) == "/dev/venv/python"
+
+
+def _run(system, round_, wall, rss, accuracy=50.0, mode="full"):
+    # losses stamped at 10 s and 40 s; the loop took 35 s, so it began at 5 s
+    return {"system": system, "mode": mode, "round": round_, "wall_s": wall, "train_s": 35.0, "cpu_s": wall / 2,
+            "peak_rss_gb": rss, "losses": [(10.0, 2.0), (40.0, 1.0)],
+            "accuracy": {b: accuracy for b in compare.BENCHMARKS}}
+
+
+def test_phases_split_the_wall_time_around_the_training_loop():
+    assert compare.phases(_run("geotune", 0, wall=50.0, rss=1.0)) == (5.0, 10.0)
+
+
+def test_ratios_pair_runs_of_the_same_round():
+    results = [_run("geotune", 0, 50.0, 1.0), _run("ms-swift", 0, 100.0, 1.0),
+               _run("geotune", 1, 90.0, 1.2), _run("ms-swift", 1, 100.0, 1.0),
+               _run("ms-swift", 2, 100.0, 1.0)]  # geotune's round 2 missing: no pair
+    assert compare.paired_ratios(results, "full", "ms-swift", "wall_s") == [0.5, 0.9]
+    assert compare.paired_ratios(results, "full", "ms-swift", "peak_rss_gb") == [1.0, 1.2]
+    assert compare.paired_ratios(results, "lora", "ms-swift", "wall_s") == []
+
+
+def test_goal_needs_time_rss_and_accuracy_in_every_round():
+    results = [_run("geotune", 0, 50.0, 1.0), _run("llamafactory", 0, 100.0, 1.1),
+               _run("geotune", 1, 55.0, 1.0, accuracy=40.0), _run("llamafactory", 1, 100.0, 1.1)]
+    assert compare.accuracy_reached(results, "full", "llamafactory") == "1/2"
+    row = next(line for line in compare.goal_table(results).splitlines() if line.startswith("| full | llamafactory"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "0.53 (0.50, 0.55)"  # wall: median of the paired ratios, each round's after it
+    assert cells[-3:] == ["1/2", "not met", "met"]  # fast enough but accuracy not reached in round 1
+    results[2]["accuracy"] = results[0]["accuracy"]
+    row = next(line for line in compare.goal_table(results).splitlines() if line.startswith("| full | llamafactory"))
+    assert row.rstrip(" |").endswith("2/2 | met | met")
