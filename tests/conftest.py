@@ -33,6 +33,18 @@ def _cache_root(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GEOTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "geotune-cache"))
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and OpenMP spin-waits make a busy 2-core machine
+    several times slower (measured 8x); restored after each test. Autouse in tests/finetune/."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_internvl(tmp_path_factory):
     """Path of a tiny random-init HF-native InternVL checkpoint (64-px tiles, 16 image tokens)."""

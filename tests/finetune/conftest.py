@@ -9,15 +9,8 @@ from colours import write_colour_set
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and OpenMP spin-waits make a busy 2-core machine
-    several times slower (measured 8x); restored after each test."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread_per_test(one_torch_thread):
+    """Every training test runs on one torch thread (``one_torch_thread`` in tests/conftest.py)."""
 
 
 @pytest.fixture

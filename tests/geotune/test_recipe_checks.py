@@ -15,7 +15,7 @@ from geotune.config import RecipeError, load_recipe
     ("selection.keep=1.5", r"selection.keep: 1.5 is > 1, so a count of records, and must be a whole number"),
     ("train.mode=qlora", r"train.mode: 'qlora' is not one of lora, full \(4-bit QLoRA is not supported"),
     ("model.adapter=llava", r"model.adapter: unknown adapter 'llava'"),
-    ("selection.features.backend=clip", r"selection.features.backend: 'clip' is not one of target, reference, text"),
+    ("selection.features.backend=siglip", r"selection.features.backend: 'siglip' is not one of target, reference, text, clip"),
     ("selection.method=adaptive", r"selection.method: unknown selector 'adaptive'"),
     ("data.bands=[0,1,2]", r"data.bands: \[0, 1, 2\] must be one \(grey\) or three"),
     ("data.bands=[4,3]", r"data.bands: \[4, 3\] must be one"),
