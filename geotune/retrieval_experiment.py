@@ -20,6 +20,7 @@ from pathlib import Path
 from transformers import set_seed
 
 from eval.retrieval import evaluate_retrieval_checkpoint, run_retrieval
+from finetune.distributed import process_state
 from finetune.files import write_text_atomic
 from finetune.models.tiny import build_tiny_clip
 from finetune.retrieval.backbone import load_backbone
@@ -66,15 +67,18 @@ def run_retrieval_experiment(cfg, progress: bool = True) -> dict:
     """Train and score one retrieval recipe; returns the training summary (plus ``eval`` when asked)."""
     h = cfg.harma
     run_dir = Path(cfg.run_dir)
-    save_resolved(cfg)
+    state = process_state()  # under torchrun: every rank runs this; the main one writes
+    if state.is_main_process:
+        save_resolved(cfg)
     for key in ("train_file", "val_file", "image_root"):
         _required(cfg, key)
     # All annotation errors surface before the model loads.
     pairs = read_retrieval_train(cfg)
     val = read_eval_split(h.val_file, h.image_root, int(h.max_words))
     pairs, selection = selected_pairs(cfg, pairs)
-    if cfg.model.tiny and not (Path(cfg.model.path) / "config.json").exists():
-        build_tiny_clip(cfg.model.path)
+    with state.main_process_first():
+        if cfg.model.tiny and not (Path(cfg.model.path) / "config.json").exists():
+            build_tiny_clip(cfg.model.path)
     backbone = load_backbone(cfg.model.path, cfg.model.dtype)
     set_seed(int(cfg.seed))  # adapter and LoRA init draw from the global RNG
     model = build_retrieval_model(backbone.clip, h.method, h.share, int(h.bottleneck), int(h.heads),
@@ -84,10 +88,12 @@ def run_retrieval_experiment(cfg, progress: bool = True) -> dict:
                               progress=progress)
     summary.update(train_rows=len(pairs), train_images=len(set(pairs.image_ids)), val_images=len(val.images),
                    selection=selection)
-    final = save_trainable(model, run_dir / "final", {"share": h.share, "bottleneck": int(h.bottleneck),
-                                                      "heads": int(h.heads), "base": str(cfg.model.path)})
-    write_text_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
-    if list(cfg.eval.benchmarks):
-        summary["eval"] = {"retrieval": evaluate_retrieval_checkpoint(cfg, final)}
+    if state.is_main_process:  # the trained weights are the same on every rank
+        final = save_trainable(model, run_dir / "final", {"share": h.share, "bottleneck": int(h.bottleneck),
+                                                          "heads": int(h.heads), "base": str(cfg.model.path)})
+        write_text_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+        if list(cfg.eval.benchmarks):
+            summary["eval"] = {"retrieval": evaluate_retrieval_checkpoint(cfg, final)}
+    state.wait_for_everyone()
     return summary
 
