@@ -17,6 +17,7 @@ from finetune.data.images import ImageError, confined_path, escapes_root, read_i
 from finetune.data.jsonio import iter_json_array
 from finetune.data.loader import TrainingData
 from finetune.data.records import GPT, HUMAN, IMAGE_TOKEN, Record
+from finetune.retrieval.augment import HarmaRandAugment
 
 # CLIP's normalisation (OpenAI), the default when a checkpoint has no preprocessor_config.json.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -191,19 +192,23 @@ def read_eval_split(path: str | os.PathLike, image_root: str, max_words: int = 3
     return split
 
 
-def image_transform(size: int, mean=CLIP_MEAN, std=CLIP_STD, train: bool = False, augment: bool = True):
-    """HarMA's pixels: train RandomResizedCrop(0.5-1) + flip + RandAugment(2, 7); test a bicubic resize.
+def image_transform(size: int, mean=CLIP_MEAN, std=CLIP_STD, train: bool = False, augment: bool = True,
+                    randaugment: str = "harma"):
+    """HarMA's pixels: train RandomResizedCrop(0.5-1) + flip + RandAugment; test a bicubic resize.
 
-    torchvision's RandAugment draws from its own op list (HarMA's applies 2 of 10 ops, each with p=0.5);
-    a documented deviation (docs/harma.md).
+    ``randaugment``: ``harma`` (its own op list, ``finetune/retrieval/augment.py``) or ``torchvision``
+    (``RandAugment(2, 7)``, 14 ops, one applied per draw).
     """
     from torchvision import transforms as T
 
     bicubic = T.InterpolationMode.BICUBIC
     tail = [T.ToTensor(), T.Normalize(mean, std)]
     if train and augment:
+        if randaugment not in ("harma", "torchvision"):
+            raise ValueError(f"harma.randaugment: '{randaugment}' is not one of harma, torchvision")
+        ops = HarmaRandAugment(2, 7) if randaugment == "harma" else T.RandAugment(num_ops=2, magnitude=7)
         return T.Compose([T.RandomResizedCrop(size, scale=(0.5, 1.0), interpolation=bicubic),
-                          T.RandomHorizontalFlip(), T.RandAugment(num_ops=2, magnitude=7), *tail])
+                          T.RandomHorizontalFlip(), ops, *tail])
     return T.Compose([T.Resize((size, size), interpolation=bicubic), *tail])
 
 

@@ -169,7 +169,7 @@ def train_retrieval(cfg, model: RetrievalModel, backbone: Backbone, pairs: Train
             summary[key] = saved["summary"][key]
         summary["resumed_from"] = str(resume)
     dataset = PairDataset(pairs, image_transform(backbone.image_size, backbone.mean, backbone.std, train=True,
-                                                 augment=bool(h.augment)))
+                                                 augment=bool(h.augment), randaugment=str(h.randaugment)))
     pad_id = backbone.tokenizer.pad_token_id
     writer = _tracker(run_dir, t.report_to) if state.is_main_process else None
     model.train()
