@@ -151,7 +151,7 @@ class HarmaConfig:
     max_words: int = _help("Captions are cut to this many words (HarMA: 30).", 30)
     augment: bool = _help("Train-time RandomResizedCrop(0.5-1) + flip + RandAugment(2, 7).", True)
     randaugment: str = _help("harma (HarMA's own: 2 of its 10 ops, each with p=0.5; HARMA.md section 3) | "
-                             "torchvision (transforms.RandAugment(2, 7), its 14 ops).", "torchvision")
+                             "torchvision (transforms.RandAugment(2, 7), its 14 ops).", "harma")
     eval_batch_size: int = _help("Batch size of embedding at validation and test.", 64)
     drop_last: bool = _help("Drop the last incomplete batch (HarMA: true).", True)
 
