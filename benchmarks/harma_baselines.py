@@ -4,11 +4,18 @@ peak RSS, val-selected test mR.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/harma_baselines.py --images 120,60,100 --epochs 5 \
         --pretrain-epochs 8 --pretrain-classes 4 --rounds 2
+    # each method at its own learning rate chosen on val, over two training seeds:
+    OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/harma_baselines.py --images 120,60,100 --epochs 12 \
+        --pretrain-epochs 8 --pretrain-classes 4 --seeds 0,1 --sweep --methods zero-shot,lora,full,harma
 
 Every run is its own process (peak RSS is per process) on the same tiny CLIP and the same data, through
 ``run_retrieval_experiment`` (the code ``train.py recipe=harma_demo`` runs). Rounds alternate the
 methods; times are medians over rounds, with each method's ratio to full fine-tuning taken within a
-round. mR is the test score of the epoch chosen on val (it does not vary between rounds: same seed).
+round. mR is the test score of the epoch chosen on val. With ``--rounds`` every round repeats seed 0
+(mR does not vary; the rounds only repeat the timing); with ``--seeds`` round k trains with seed k
+(adapter init, batch order, augmentations; the data stay the same), so mR varies too. With ``--sweep``
+each method trains at every learning rate of ``SWEEP`` and the table keeps, per method, the rate with the
+highest mean best-val mR over the seeds: test scores are never looked at to choose.
 Without ``--pretrain-epochs`` the backbone is random-init (what each method learns from scratch, not
 HarMA's setting); with it, every method starts from a tiny CLIP retrieval-tuned on a narrower SynthRS
 draw, as HarMA-geo starts from GeoRSCLIP. See docs/harma.md.
@@ -36,6 +43,27 @@ METHODS = {  # row -> recipe overrides
     "HarMA share=text_only": ["harma.method=harma", "harma.share=text_only", "train.learning_rate=3e-2"],
     "HarMA share=both": ["harma.method=harma", "harma.share=both", "train.learning_rate=3e-2"],
 }
+# --methods names a row by a short key.
+SHORT = {"zero-shot": "zero-shot", "probe": "probe (last layer)", "lora": "LoRA r=8 (both towers)",
+         "full": "full fine-tuning", "harma": "HarMA share=text_only", "harma_both": "HarMA share=both"}
+# --sweep: the learning rates tried per method, around the best of the 5-epoch search (a rate at each side).
+SWEEP = {
+    "probe (last layer)": [1e-2, 3e-2],
+    "LoRA r=8 (both towers)": [1e-2, 3e-2],
+    "full fine-tuning": [5e-4, 2e-3, 5e-3],
+    "HarMA share=text_only": [1e-2, 3e-2, 1e-1],
+    "HarMA share=both": [1e-2, 3e-2, 1e-1],
+}
+
+
+def variants(name: str, sweep: bool) -> list[tuple[str | None, list[str]]]:
+    """``(learning rate or None, overrides)`` for each run of a method (one, or its ``SWEEP`` rates)."""
+    base = METHODS[name]
+    if not sweep or name not in SWEEP:
+        lr = next((o.split("=")[1] for o in base if o.startswith("train.learning_rate=")), None)
+        return [(lr, base)]
+    fixed = [o for o in base if not o.startswith("train.learning_rate=")]
+    return [(f"{lr:g}", [*fixed, f"train.learning_rate={lr:g}"]) for lr in SWEEP[name]]
 
 
 def one_run(args) -> None:
@@ -68,30 +96,61 @@ def export_pretrained(args) -> None:
     shutil.copy(base / "preprocessor_config.json", out / "preprocessor_config.json")
 
 
+# The children import this checkout's packages, not an installed copy of geotune elsewhere.
+PYTHONPATH = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 def run_child(overrides: list[str], flag: str = "--one") -> dict:
     out = subprocess.run([sys.executable, __file__, flag, *([json.dumps(overrides)] if flag == "--one" else overrides)],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": PYTHONPATH})
     if out.returncode:
         raise RuntimeError(f"run {overrides} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1]) if flag == "--one" else {}
 
 
-def table(results: dict[str, list[dict]]) -> str:
-    full = results["full fine-tuning"]
+def best_val(run: dict) -> float:
+    return max(v["mR"] for v in run["val"])
+
+
+def choose(runs_by_lr: dict[str, list[dict]]) -> str:
+    """The learning rate with the highest mean best-val mR over seeds (ties: the first tried)."""
+    return max(runs_by_lr, key=lambda lr: statistics.mean(best_val(r) for r in runs_by_lr[lr]))
+
+
+def table(results: dict[str, dict[str, list[dict]]]) -> str:
+    """One row per method at its val-chosen learning rate; time ratios to full FT paired within a seed."""
+    chosen = {name: by_lr[choose(by_lr)] for name, by_lr in results.items()}
+    full = chosen.get("full fine-tuning")
     lines = ["| method | trainable params | trainable share | s / epoch (median) | time vs full FT | peak RSS MB | "
-             "best val epoch | test R@1 i2t / t2i | test mR |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, runs in results.items():
+             "lr (val) | best val mR | best val epoch | test mR per seed | test mR (mean) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, runs in chosen.items():
         r = runs[0]
         per_epoch = statistics.median(x["seconds_per_epoch"] or 0 for x in runs)
-        ratios = [x["seconds_per_epoch"] / f["seconds_per_epoch"] for x, f in zip(runs, full, strict=True)
+        ratios = [x["seconds_per_epoch"] / f["seconds_per_epoch"] for x, f in zip(runs, full or [], strict=False)
                   if x["seconds_per_epoch"] and f["seconds_per_epoch"]]
         ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
         rss = statistics.median(x["peak_rss_mb"] for x in runs)
-        t = r["test"]
+        tests = [x["test"]["mR"] for x in runs]
         lines.append(f"| {name} | {r['trainable_params']:,} | {100 * r['trainable_share']:.1f} % | {per_epoch:.2f} | "
-                     f"{ratio} | {rss:.0f} | {r['best_epoch'] or '-'} | {t['i2t_r1']:.1f} / {t['t2i_r1']:.1f} | "
-                     f"{t['mR']:.2f} |")
+                     f"{ratio} | {rss:.0f} | {choose(results[name]) or '-'} | "
+                     f"{statistics.mean(best_val(x) for x in runs):.2f} | "
+                     f"{', '.join(str(x['best_epoch'] or '-') for x in runs)} | "
+                     f"{' / '.join(f'{t:.2f}' for t in tests)} | {statistics.mean(tests):.2f} |")
+    return "\n".join(lines)
+
+
+def sweep_table(results: dict[str, dict[str, list[dict]]]) -> str:
+    """Best-val mR of every learning rate tried (the choice is made here, on val only)."""
+    lines = ["| method | learning rate | best val mR per seed | mean | best val epoch per seed |", "|---|---:|---:|---:|---:|"]
+    for name, by_lr in results.items():
+        if len(by_lr) < 2:
+            continue
+        for lr, runs in by_lr.items():
+            mark = "**" if lr == choose(by_lr) else ""
+            lines.append(f"| {name} | {mark}{lr}{mark} | {' / '.join(f'{best_val(r):.2f}' for r in runs)} | "
+                         f"{statistics.mean(best_val(r) for r in runs):.2f} | "
+                         f"{', '.join(str(r['best_epoch']) for r in runs)} |")
     return "\n".join(lines)
 
 
@@ -105,7 +164,10 @@ def main() -> int:
     parser.add_argument("--pretrain-classes", type=int, default=4,
                         help="classes of the pretraining draw (of 8): the target then holds classes the backbone "
                              "has never seen, a domain shift to adapt to")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="repeats of seed 0 (timing only); see --seeds")
+    parser.add_argument("--seeds", default=None, help="training seeds, one round each (e.g. 0,1); overrides --rounds")
+    parser.add_argument("--sweep", action="store_true", help="try each method's SWEEP learning rates, keep the best on val")
+    parser.add_argument("--methods", default=",".join(SHORT), help=f"rows to run, of: {', '.join(SHORT)}")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--images", default="160,40,80", help="SynthRS-RSITMD images: train,val,test")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
@@ -139,18 +201,24 @@ def main() -> int:
         base = work / "pretrained-clip"
     common = [f"harma.{k}_file={data / (k + '.json')}" for k in ("train", "val", "test")]
     common += [f"harma.image_root={data}", f"model.path={base}", f"train.epochs={args.epochs}", *fixed]
-    results: dict[str, list[dict]] = {name: [] for name in METHODS}
-    for round_ in range(args.rounds):
-        for name, overrides in METHODS.items():
-            run_dir = work / "runs" / f"{list(METHODS).index(name)}-{round_}"
-            results[name].append(run_child(common + overrides + [f"run_dir={run_dir}"]))
-            print(f"round {round_ + 1}: {name}: test mR {results[name][-1]['test']['mR']:.2f}, "
-                  f"{results[name][-1]['seconds_per_epoch']} s/epoch", flush=True)
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [0] * args.rounds
+    names = [SHORT[key] for key in args.methods.split(",")]
+    results: dict[str, dict[str, list[dict]]] = {name: {} for name in names}
+    for round_, seed in enumerate(seeds):
+        for name in names:
+            for lr, overrides in variants(name, args.sweep):
+                run_dir = work / "runs" / f"{list(METHODS).index(name)}-{lr}-{round_}"
+                result = run_child(common + overrides + [f"seed={seed}", f"run_dir={run_dir}"])
+                results[name].setdefault(lr, []).append(result)
+                print(f"round {round_ + 1} (seed {seed}): {name} lr {lr}: best val mR {best_val(result):.2f} "
+                      f"(epoch {result['best_epoch']}), {result['seconds_per_epoch']} s/epoch", flush=True)
     start = (f"a tiny CLIP fully fine-tuned {args.pretrain_epochs} epochs on another SynthRS draw (seed 1, "
              f"{args.pretrain_classes} of the 8 classes)"
              if args.pretrain_epochs else "a tiny random-init CLIP")
     text = (f"SynthRS-RSITMD {train}/{val}/{test} images (train/val/test), every method from {start}, "
-            f"{args.epochs} epochs, batch 32, {args.rounds} rounds, one CPU thread\n\n" + table(results) + "\n")
+            f"{args.epochs} epochs, batch 32, seeds {','.join(map(str, seeds))}, one CPU thread\n\n" + table(results) + "\n")
+    if args.sweep:
+        text += "\nLearning rates tried (chosen: bold, highest mean best-val mR)\n\n" + sweep_table(results) + "\n"
     print(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -150,6 +150,8 @@ class HarmaConfig:
     image_root: str = _help("Folder the annotation image paths are relative to.", "")
     max_words: int = _help("Captions are cut to this many words (HarMA: 30).", 30)
     augment: bool = _help("Train-time RandomResizedCrop(0.5-1) + flip + RandAugment(2, 7).", True)
+    randaugment: str = _help("harma (HarMA's own: 2 of its 10 ops, each with p=0.5; HARMA.md section 3) | "
+                             "torchvision (transforms.RandAugment(2, 7), its 14 ops).", "harma")
     eval_batch_size: int = _help("Batch size of embedding at validation and test.", 64)
     drop_last: bool = _help("Drop the last incomplete batch (HarMA: true).", True)
 
@@ -157,6 +159,7 @@ class HarmaConfig:
 TRAIN_MODES = ("lora", "full")
 TRAIN_TASKS = ("vlm", "retrieval")
 RETRIEVAL_ADAPTERS = ("clip",)  # CLIP-family dual encoders (finetune/retrieval)
+RANDAUGMENTS = ("harma", "torchvision")  # harma.randaugment (finetune/retrieval/data.image_transform)
 # model.adapter values of train.task=vlm, each a module in finetune/models/adapters (ADAPTERS there maps them;
 # a test keeps the two equal). Named here so that checking a recipe does not import torch (~2 s).
 VLM_ADAPTERS = ("auto", "internvl_hf", "internvl_remote", "xcomposer2")
@@ -173,6 +176,8 @@ def check_values(cfg: Any) -> list[str]:
     if cfg.model.adapter not in adapters:
         problems.append(f"model.adapter: unknown adapter '{cfg.model.adapter}' for train.task={t.task}; "
                         f"choose from: {', '.join(sorted(adapters))}")
+    if cfg.harma.randaugment not in RANDAUGMENTS:
+        problems.append(f"harma.randaugment: '{cfg.harma.randaugment}' is not one of {', '.join(RANDAUGMENTS)}")
     if t.task not in TRAIN_TASKS:
         problems.append(f"train.task: '{t.task}' is not one of {', '.join(TRAIN_TASKS)}")
     if t.mode not in TRAIN_MODES:

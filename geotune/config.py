@@ -34,6 +34,7 @@ from finetune.config import (
 from finetune.config import check_values as finetune_problems
 from finetune.files import write_text_atomic
 from selection.config import SelectionConfig
+from selection.config import check_task as selection_task_problems
 from selection.config import check_values as selection_problems
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
@@ -203,7 +204,8 @@ def check_recipe(cfg: DictConfig, where: str = "recipe") -> None:
     Raises:
         RecipeError: one line per problem, each naming its key.
     """
-    problems = finetune_problems(cfg) + selection_problems(cfg.selection) + eval_problems(cfg.eval)
+    problems = (finetune_problems(cfg) + selection_problems(cfg.selection) + selection_task_problems(cfg.selection, cfg.train.task)
+                + eval_problems(cfg.eval))
     if os.path.exists(cfg.run_dir) and not os.path.isdir(cfg.run_dir):
         problems.append(f"run_dir: '{cfg.run_dir}' is a file, not a folder; point run_dir at a folder")
     if problems:

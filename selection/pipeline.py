@@ -30,6 +30,7 @@ from finetune.distributed import process_state
 from finetune.files import write_json_atomic, write_text_atomic
 from selection import get_selector
 from selection.budget import SelectionError, SelectionInputs, check_options, resolve_budget
+from selection.config import check_task
 from selection.explorer import write_explorer
 from selection.features.store import data_fingerprint, model_fingerprint
 from selection.manifest import (
@@ -109,13 +110,14 @@ def compute_inputs(cfg: DictConfig, data, selector, timings: dict[str, float]) -
     sel = cfg.selection
     options = check_options(selector.selector_name, _plain(sel.options) or {}, selector.defaults)
     if selector.selector_name == "coincide":
-        if sel.features.backend != "reference":
+        if sel.features.backend not in ("reference", "clip"):
             raise SelectionError(
-                "selection.method=coincide reads COINCIDE reference features ([v, l] per hooked layer); "
-                f"set selection.features.backend=reference (it is '{sel.features.backend}')"
+                "selection.method=coincide reads [v, l] features (COINCIDE reference features per hooked layer, "
+                "or a retrieval pair's [image, caption] embedding); set selection.features.backend=reference "
+                f"(train.task=retrieval: clip) (it is '{sel.features.backend}')"
             )
-        if "n_layers" not in (sel.options or {}):
-            options["n_layers"] = len(sel.features.layers)
+        if "n_layers" not in (sel.options or {}):  # a clip row is one [image, caption] part
+            options["n_layers"] = 1 if sel.features.backend == "clip" else len(sel.features.layers)
     inputs = SelectionInputs(
         n=len(records), budget=float(sel.keep), seed=int(sel.seed), clusters=int(sel.clusters),
         cluster_method=sel.cluster_method, options=options,
@@ -199,6 +201,9 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
         read_manifest(path)  # fail now, not at training time
         return path
     selector = get_selector(sel.method)
+    task_problems = check_task(sel, cfg.train.task if "train" in cfg else "vlm")
+    if task_problems:  # load_recipe says the same; this is for callers that build a config in code
+        raise SelectionError("; ".join(task_problems))
     records = data.records
     if not records:
         raise SelectionError("no training records to select from (check data.datasets)")
@@ -230,6 +235,30 @@ def run_selection(cfg: DictConfig, data, *, force: bool = False) -> Path:
         if state.num_processes > 1:  # tell the ranks waiting for the manifest
             write_text_atomic(out_dir / FAILED, f"{type(err).__name__}: {err}\n")
         raise
+
+
+def training_records(cfg, data) -> list:
+    """The records to train on: all of them, or those the selection manifest keeps (in its order).
+
+    Runs selection when the recipe asks for a method and names no ready manifest.
+
+    Raises:
+        ValueError: a manifest id is not in ``data`` (the manifest was made for other data).
+    """
+    manifest = cfg.selection.manifest
+    if not manifest and cfg.selection.method != "full":
+        manifest = run_selection(cfg, data)
+    if not manifest:
+        return list(data.records)
+    _, rows = read_manifest(manifest)
+    by_id = {record.id: record for record in data.records}
+    missing = [row["id"] for row in rows if row["id"] not in by_id]
+    if missing:
+        raise ValueError(
+            f"{manifest}: {len(missing)} manifest ids are not in the training data (first: '{missing[0]}'); "
+            "the manifest was made for other data: delete it to select again, or fix selection.manifest"
+        )
+    return [by_id[row["id"]] for row in rows]
 
 
 # Written by global rank 0 when selection fails, so the ranks waiting for the manifest stop too.

@@ -11,9 +11,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from finetune.data.images import ImageError, confined_path, escapes_root, read_image
 from finetune.data.jsonio import iter_json_array
+from finetune.data.loader import TrainingData
+from finetune.data.records import GPT, HUMAN, IMAGE_TOKEN, Record
+from finetune.retrieval.augment import HarmaRandAugment
 
 # CLIP's normalisation (OpenAI), the default when a checkpoint has no preprocessor_config.json.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -34,15 +38,51 @@ def pre_caption(caption: str, max_words: int = 30) -> str:
 
 @dataclass
 class TrainPairs:
-    """One row per caption: ``images[i]`` (relative path), ``captions[i]``, ``image_ids[i]`` (0..n_images-1)."""
+    """One row per caption: ``images[i]`` (relative path), ``captions[i]``, ``image_ids[i]`` (0..n_images-1),
+    ``locations[i]`` (``file:line`` it was read from, "" when built in code)."""
 
     images: list[str] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
     image_ids: list[int] = field(default_factory=list)
     image_root: str = ""
+    locations: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.captions)
+
+    def subset(self, rows) -> TrainPairs:
+        """The rows ``rows`` (indices, in that order); image ids keep their values (the loss only compares them)."""
+        rows = [int(i) for i in rows]
+        where = self.locations or [""] * len(self)
+        return TrainPairs([self.images[i] for i in rows], [self.captions[i] for i in rows],
+                          [self.image_ids[i] for i in rows], self.image_root, [where[i] for i in rows])
+
+
+# The source name of train rows seen as records (selection reports count records per source).
+PAIR_SOURCE = "retrieval"
+
+
+def pair_records(pairs: TrainPairs) -> list[Record]:
+    """Each train row as a ``Record`` for selection: the image, and the caption as the answer.
+
+    Ids are ``<image>#<k>`` for the k-th caption of that image (in file order), stable and readable in a
+    manifest. ``task`` is ``caption``: a row is an image with one describing text.
+    """
+    seen: dict[str, int] = {}
+    records = []
+    where = pairs.locations or [""] * len(pairs)
+    for image, caption, location in zip(pairs.images, pairs.captions, where, strict=True):
+        k = seen[image] = seen.get(image, -1) + 1
+        records.append(Record(id=f"{image}#{k}", images=[image], source=PAIR_SOURCE, task="caption",
+                              conversations=[{"from": HUMAN, "value": IMAGE_TOKEN}, {"from": GPT, "value": caption}],
+                              location=location))
+    return records
+
+
+def pairs_training_data(pairs: TrainPairs) -> TrainingData:
+    """Train rows as the ``TrainingData`` selection reads (records, images under ``image_root``)."""
+    return TrainingData(records=pair_records(pairs), image_roots={PAIR_SOURCE: Path(pairs.image_root)},
+                        counts={PAIR_SOURCE: len(pairs)})
 
 
 @dataclass
@@ -115,6 +155,7 @@ def read_train_pairs(path: str | os.PathLike, image_root: str, max_words: int = 
         pairs.captions.append(_caption(path, item, obj.get("caption"), max_words))
         pairs.image_ids.append(ids.setdefault(key, len(ids)))
         lines.append(_where(path, item))
+    pairs.locations = lines
     if not pairs.captions:
         raise RetrievalDataError(f"{path}: no training rows")
     if check_images:
@@ -151,19 +192,23 @@ def read_eval_split(path: str | os.PathLike, image_root: str, max_words: int = 3
     return split
 
 
-def image_transform(size: int, mean=CLIP_MEAN, std=CLIP_STD, train: bool = False, augment: bool = True):
-    """HarMA's pixels: train RandomResizedCrop(0.5-1) + flip + RandAugment(2, 7); test a bicubic resize.
+def image_transform(size: int, mean=CLIP_MEAN, std=CLIP_STD, train: bool = False, augment: bool = True,
+                    randaugment: str = "harma"):
+    """HarMA's pixels: train RandomResizedCrop(0.5-1) + flip + RandAugment; test a bicubic resize.
 
-    torchvision's RandAugment draws from its own op list (HarMA's applies 2 of 10 ops, each with p=0.5);
-    a documented deviation (docs/harma.md).
+    ``randaugment``: ``harma`` (its own op list, ``finetune/retrieval/augment.py``) or ``torchvision``
+    (``RandAugment(2, 7)``, 14 ops, one applied per draw).
     """
     from torchvision import transforms as T
 
     bicubic = T.InterpolationMode.BICUBIC
     tail = [T.ToTensor(), T.Normalize(mean, std)]
     if train and augment:
+        if randaugment not in ("harma", "torchvision"):
+            raise ValueError(f"harma.randaugment: '{randaugment}' is not one of harma, torchvision")
+        ops = HarmaRandAugment(2, 7) if randaugment == "harma" else T.RandAugment(num_ops=2, magnitude=7)
         return T.Compose([T.RandomResizedCrop(size, scale=(0.5, 1.0), interpolation=bicubic),
-                          T.RandomHorizontalFlip(), T.RandAugment(num_ops=2, magnitude=7), *tail])
+                          T.RandomHorizontalFlip(), ops, *tail])
     return T.Compose([T.Resize((size, size), interpolation=bicubic), *tail])
 
 

@@ -1,15 +1,19 @@
 """The retrieval training loop: HarMA's optimiser, schedule and losses, one checkpoint per epoch
 (resumable), validation on **val** each epoch, the best epoch's weights kept.
 
-One process (CPU or one GPU). HarMA's loss gathers features across ranks (``losses.gather_features``),
-but this loop does not launch or shard over ranks: a multi-process launch is refused up front.
+One process (CPU or one GPU), or several under ``torchrun`` / ``accelerate launch`` (gloo on CPU, nccl on
+GPUs). With W ranks of ``train.per_device_batch_size`` b, every step takes one global batch of W*b rows
+of the epoch's permutation (the permutation a one-process run with batch W*b takes), rank r its r-th
+slice; HarMA's loss gathers every rank's features (``losses.gather_features``, whose backward sums the
+ranks' gradients into the local rows), and the trainable gradients are averaged across ranks, so each
+step is the gradient of the global-batch loss: W ranks of b match one process of W*b (tested). The main
+rank validates (the score is broadcast) and writes checkpoints; every rank resumes and restores from them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import shutil
 import time
@@ -17,9 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+import torch.distributed as dist
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from finetune.distributed import process_state
 from finetune.retrieval.backbone import Backbone, tokenize
 from finetune.retrieval.data import PairDataset, TrainPairs, image_transform
 from finetune.retrieval.losses import harma_loss
@@ -59,6 +65,33 @@ def _collate(backbone: Backbone):
     return collate
 
 
+def rank_batches(n: int, batch: int, world: int, rank: int, generator: torch.Generator,
+                 drop_last: bool) -> list[list[int]]:
+    """Rank ``rank``'s batches of one epoch: slice ``rank`` of each global batch of ``batch * world`` rows of
+    ``torch.randperm(n, generator)`` (with ``world == 1``, RandomSampler's order batched)."""
+    order = torch.randperm(n, generator=generator).tolist()
+    size = batch * world
+    starts = range(0, n - size + 1 if drop_last else n, size)
+    return [order[g + rank * batch:g + (rank + 1) * batch] for g in starts]
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    """Mean of every trainable gradient over the ranks (the loss is the same global-batch loss on each)."""
+    for param in params:
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+        dist.all_reduce(param.grad)
+        param.grad.div_(world)
+
+
+def _validate_on_main(validate, model, state) -> dict:
+    """The main rank's val scores, broadcast to every rank (the weights are the same on all)."""
+    scores = [validate(model) if state.is_main_process else None]
+    if state.num_processes > 1:
+        dist.broadcast_object_list(scores, src=0)
+    return scores[0]
+
+
 def _tracker(run_dir: Path, report_to):
     if "tensorboard" not in list(report_to):
         return None
@@ -86,27 +119,33 @@ def train_retrieval(cfg, model: RetrievalModel, backbone: Backbone, pairs: Train
         validate: ``model -> {"mR": ...}`` on the val split, called after every epoch; the epoch with
             the highest mR is restored at the end. None: the last epoch is kept.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise RuntimeError("train.task=retrieval runs in one process (CPU or one GPU); launch without "
-                           "torchrun / accelerate launch")
     t, h = cfg.train, cfg.harma
     run_dir = Path(run_dir)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    state = process_state()  # under torchrun: the process group (gloo on CPU)
+    world, rank = state.num_processes, state.process_index
+    device = state.device
     model.to(device)
     batch = int(t.per_device_batch_size)
-    if batch < 2:
+    if batch * world < 2:
         raise ValueError("train.per_device_batch_size must be at least 2 for contrastive retrieval (HarMA: 214)")
-    per_epoch = len(pairs) // batch if h.drop_last else math.ceil(len(pairs) / batch)
+    if world > 1 and not h.drop_last:  # every rank's slice must be full: the feature gather needs equal sizes
+        raise ValueError(f"harma.drop_last=false with {world} ranks: a short last batch cannot be split evenly; "
+                         "set harma.drop_last=true (HarMA's setting) or run in one process")
+    size = batch * world
+    per_epoch = len(pairs) // size if h.drop_last else math.ceil(len(pairs) / size)
     if per_epoch == 0:
-        raise ValueError(f"{len(pairs)} training rows make no full batch of train.per_device_batch_size={batch}")
+        raise ValueError(f"{len(pairs)} training rows make no full batch of train.per_device_batch_size={batch} "
+                         f"x {world} rank(s)")
     epochs = math.ceil(float(t.epochs)) if model.method != "zeroshot" else 0
     total = int(t.max_steps) if int(t.max_steps) > 0 else epochs * per_epoch
     epochs = min(epochs, math.ceil(total / per_epoch))
     counts = parameter_counts(model)
-    summary = {"method": model.method, "share": h.share, **counts, "steps": 0, "samples_seen": 0, "losses": [],
+    summary = {"method": model.method, "share": h.share, **counts, "world_size": world, "steps": 0, "samples_seen": 0,
+               "losses": [],
                "val": [], "best_epoch": None, "resumed_from": None, "train_seconds": 0.0, "text_tokens": 0}
     if epochs == 0 or counts["trainable_params"] == 0:
-        return _finish(summary, validate, model)
+        return _finish(summary, validate, model, state)
+    params = list(trainable_parameters(model).values())
     optimizer = torch.optim.AdamW(parameter_groups(model, float(t.weight_decay)), lr=float(t.learning_rate),
                                   betas=(float(h.adam_beta1), float(t.adam_beta2)), eps=1e-8)
     from transformers import get_scheduler
@@ -115,27 +154,28 @@ def train_retrieval(cfg, model: RetrievalModel, backbone: Backbone, pairs: Train
                               num_training_steps=total)
     start_epoch, best = 0, None
     resume = last_checkpoint(run_dir) if t.resume and run_dir.is_dir() else None
-    if resume is not None:
-        state = torch.load(resume / STATE, weights_only=True)
+    if resume is not None:  # every rank: the checkpoint folder is on a filesystem all of them see
+        saved = torch.load(resume / STATE, weights_only=True)
         load_trainable(model, resume)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best = int(state["epoch"]), state["best"]
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        start_epoch, best = int(saved["epoch"]), saved["best"]
         for key in ("steps", "samples_seen", "losses", "val", "best_epoch", "train_seconds", "text_tokens"):
-            summary[key] = state["summary"][key]
+            summary[key] = saved["summary"][key]
         summary["resumed_from"] = str(resume)
     dataset = PairDataset(pairs, image_transform(backbone.image_size, backbone.mean, backbone.std, train=True,
-                                                 augment=bool(h.augment)))
+                                                 augment=bool(h.augment), randaugment=str(h.randaugment)))
     pad_id = backbone.tokenizer.pad_token_id
-    writer = _tracker(run_dir, t.report_to)
+    writer = _tracker(run_dir, t.report_to) if state.is_main_process else None
     model.train()
     loss = summary.get("final_loss")
     for epoch in range(start_epoch, epochs):
         # Per-epoch seeds: order and augmentations of epoch e are the same whether or not the run resumed.
-        torch.manual_seed(int(cfg.seed) * 1000 + epoch)
+        # The order is one permutation for all ranks; the augmentations differ per rank.
+        torch.manual_seed(int(cfg.seed) * 1000 + epoch + 7919 * rank)
         order = torch.Generator().manual_seed(int(cfg.seed) * 1000 + epoch)
-        loader = DataLoader(dataset, batch_size=batch, sampler=RandomSampler(dataset, generator=order),
-                            drop_last=bool(h.drop_last), collate_fn=_collate(backbone), num_workers=int(t.num_workers))
+        batches = rank_batches(len(dataset), batch, world, rank, order, bool(h.drop_last))
+        loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate(backbone), num_workers=int(t.num_workers))
         start = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for pixels, input_ids, ids in bar:
@@ -145,10 +185,12 @@ def train_retrieval(cfg, model: RetrievalModel, backbone: Backbone, pairs: Train
                              model.temp, ids.to(device), float(h.margin), float(h.focal_gamma))
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
+            if world > 1:
+                average_gradients(params, world)
             optimizer.step()
             scheduler.step()
             summary["steps"] += 1
-            summary["samples_seen"] += len(ids)
+            summary["samples_seen"] += len(ids) * world
             summary["text_tokens"] += int((input_ids != pad_id).sum()) if pad_id is not None else input_ids.numel()
             loss = out["loss"].item()
             bar.set_postfix(loss=f"{loss:.4f}")
@@ -162,33 +204,36 @@ def train_retrieval(cfg, model: RetrievalModel, backbone: Backbone, pairs: Train
         summary["train_seconds"] += time.perf_counter() - start
         summary["final_loss"] = loss
         if validate is not None:
-            scores = validate(model)
+            scores = _validate_on_main(validate, model, state)
             summary["val"].append({"epoch": epoch + 1, **scores})
             if writer:
                 writer.add_scalar("val/mR", scores["mR"], summary["steps"])
             if best is None or scores["mR"] > best:
                 best, summary["best_epoch"] = float(scores["mR"]), epoch + 1
-                save_trainable(model, run_dir / "best", {"epoch": epoch + 1, "val_mR": best})
-        checkpoint = run_dir / f"checkpoint-epoch-{epoch + 1}"
-        save_trainable(model, checkpoint, {"epoch": epoch + 1})
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-                    "best": best, "summary": {k: summary[k] for k in ("steps", "samples_seen", "losses", "val",
-                                              "best_epoch", "train_seconds", "text_tokens")}}, checkpoint / STATE)
-        _prune(run_dir, int(t.save_total_limit))
+                if state.is_main_process:
+                    save_trainable(model, run_dir / "best", {"epoch": epoch + 1, "val_mR": best})
+        if state.is_main_process:  # the weights are the same on every rank
+            checkpoint = run_dir / f"checkpoint-epoch-{epoch + 1}"
+            save_trainable(model, checkpoint, {"epoch": epoch + 1})
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                        "best": best, "summary": {k: summary[k] for k in ("steps", "samples_seen", "losses", "val",
+                                                  "best_epoch", "train_seconds", "text_tokens")}}, checkpoint / STATE)
+            _prune(run_dir, int(t.save_total_limit))
         if summary["steps"] >= total:
             break
     if writer:
         writer.close()
+    state.wait_for_everyone()  # best/ is written before any rank reads it
     if summary["best_epoch"] is not None:
         load_trainable(model, run_dir / "best")
     summary["epochs_run"] = epochs
     summary["seconds_per_epoch"] = round(summary["train_seconds"] / max(1, epochs), 3)
-    return _finish(summary, None, model)
+    return _finish(summary, None, model, state)
 
 
-def _finish(summary: dict, validate, model) -> dict:
+def _finish(summary: dict, validate, model, state) -> dict:
     if validate is not None:  # nothing was trained: the backbone's own val score
-        summary["val"].append({"epoch": 0, **validate(model)})
+        summary["val"].append({"epoch": 0, **_validate_on_main(validate, model, state)})
     seconds = summary["train_seconds"]
     summary["train_seconds"] = round(seconds, 3)
     summary.setdefault("final_loss", summary["losses"][-1] if summary["losses"] else None)

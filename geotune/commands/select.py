@@ -15,13 +15,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from finetune.data.loader import load_training_data
+    from finetune.retrieval.data import pairs_training_data
+    from geotune.retrieval_experiment import read_retrieval_train
     from selection.budget import SelectionError
     from selection.manifest import ManifestError, read_manifest
     from selection.pipeline import run_selection
 
     cfg = recipe_from_args(args)
     try:
-        data = load_training_data(cfg)
+        # train.task=retrieval: the train rows (one image-caption pair each) are the records
+        retrieval = cfg.train.task == "retrieval"
+        data = pairs_training_data(read_retrieval_train(cfg)) if retrieval else load_training_data(cfg)
         path = run_selection(cfg, data, force=args.force)
         header, _ = read_manifest(path)
     except (SelectionError, ManifestError) as err:

@@ -5,7 +5,8 @@ memmap whose row i is ``records[i]``. Backends (``selection.features.backend``):
 
 - ``target``: pooled hidden states of chosen layers of the model (:mod:`selection.features.target`);
 - ``reference``: COINCIDE o_proj-input features of a reference VLM (:mod:`selection.features.reference`);
-- ``text``: a sentence-transformers encoder (:mod:`selection.features.text`).
+- ``text``: a sentence-transformers encoder (:mod:`selection.features.text`);
+- ``clip``: a CLIP dual encoder's image and caption embeddings of retrieval pairs (:mod:`selection.features.clip`).
 
 Cache entry ``<cache_root>/<backend>-<key>/`` where key = hash of (record ids + image paths, the
 backend's model fingerprint and config, shard size); see :mod:`selection.features.store` for the
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune.cache import cache_dir
+from selection.features.clip import ClipBackend
 from selection.features.reference import ReferenceBackend
 from selection.features.store import cache_key, data_fingerprint, load_report, run_sharded
 from selection.features.target import TargetBackend
@@ -32,6 +34,7 @@ BACKENDS = {
     "target": TargetBackend,
     "reference": ReferenceBackend,
     "text": TextBackend,
+    "clip": ClipBackend,
 }
 
 

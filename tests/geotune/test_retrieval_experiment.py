@@ -4,19 +4,10 @@ writes final/eval/retrieval.json."""
 import json
 
 import pytest
-import torch
 
 from eval.retrieval import KEYS
 from geotune.config import RecipeError, load_recipe
 from geotune.retrieval_experiment import run_retrieval_experiment
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _recipe(data, model, run_dir, *extra):
