@@ -43,7 +43,7 @@ DEMO_SYNTH = {
     "tiny": {"size": "tiny", "pool_records": 60, "instructions_per_image": 4, "duplicate_share": 0.3,
              "pretrain_records": 48},
     "small": {"size": "small", "pool_records": 1500, "instructions_per_image": 4, "duplicate_share": 0.3,
-              "pretrain_records": 4000},
+              "pretrain_records": 8000},
     "medium": {"size": "medium", "pool_records": 3000, "instructions_per_image": 4, "duplicate_share": 0.3,
                "pretrain_records": 12000},
 }
