@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import torch
@@ -22,7 +24,10 @@ class SupervisedDataset(torch.utils.data.Dataset):
     The constructor runs a *length pass*: each record is laid out with its images' sizes only (the
     image header, no decoding, no tiling), which gives its exact token count, so the length-grouped
     sampler has lengths before step 1 and over-long or malformed records are dropped and counted
-    before training starts. Images get the cheap checks of ``finetune.data.images.check_image``
+    before training starts. Where the adapter computes image tensors apart (``pixels_for_training``:
+    ids do not depend on pixels), the length pass's ids and labels are kept (int32) and ``__getitem__``
+    only loads and tiles the images: each record is tokenised once per run, not once per epoch plus once.
+    Images get the cheap checks of ``finetune.data.images.check_image``
     (missing, FIFO, empty, too large, truncated): a bad one stops the run naming its file:line, or
     with ``skip_bad`` (``data.skip_bad``) is dropped and counted under its reason. Pixels are computed in ``__getitem__`` (in DataLoader workers).
 
@@ -40,6 +45,8 @@ class SupervisedDataset(torch.utils.data.Dataset):
         self.data, self.processor, self.adapter, self.model_cfg = data, processor, adapter, model_cfg
         self.max_length, self.too_long = int(max_length), too_long
         self.records, self.lengths, self.skipped, self.truncated = [], [], Counter(), 0
+        self._pixels = getattr(adapter, "pixels_for_training", None)
+        ids, labels = array("i"), array("i")  # all kept records' tokens end to end (one buffer, not 2 per record)
         for record in tqdm(records, desc="length pass", disable=not progress, mininterval=2):
             try:
                 sizes = [self._image_size(record, i, skip_bad) for i in range(len(record.images))]
@@ -49,7 +56,12 @@ class SupervisedDataset(torch.utils.data.Dataset):
                 continue
             self.records.append(record)
             self.lengths.append(len(encoded["input_ids"]))
+            if self._pixels is not None:
+                ids.extend(encoded["input_ids"])
+                labels.extend(encoded["labels"])
             self.truncated += bool(encoded["truncated"])
+        self._ids, self._labels = torch.tensor(ids, dtype=torch.int32), torch.tensor(labels, dtype=torch.int32)
+        self._starts = [0, *accumulate(self.lengths)] if self._pixels is not None else []
 
     def _image_size(self, record, i: int, skip_bad: bool) -> tuple[int, int]:
         """The image's size after the cheap checks (``images.check_image``): a bad image stops the run here,
@@ -72,6 +84,10 @@ class SupervisedDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         record = self.records[index]
         images = [self.data.load_image(record, i) for i in range(len(record.images))]
+        if self._pixels is not None:
+            span = slice(self._starts[index], self._starts[index + 1])
+            return {**self._pixels(self.processor, images, model_cfg=self.model_cfg),
+                    "input_ids": self._ids[span].long(), "labels": self._labels[span].long()}
         encoded = self._encode(record, images)
         sample = {k: v for k, v in encoded.items() if k != "truncated"}
         sample["input_ids"] = torch.tensor(sample["input_ids"], dtype=torch.long)

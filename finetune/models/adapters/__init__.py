@@ -22,6 +22,9 @@ Training side (``finetune.training``), per family:
   may be ``(width, height)`` sizes instead of PIL images: then only ids/labels are computed (the length
   pass). Raises ``supervision.SkipSample`` (counted by reason) for records that cannot be samples;
   an image-token span is never cut.
+- optional ``pixels_for_training(processor, images, *, model_cfg=None) -> dict``: the image tensors of
+  ``encode_for_training`` alone, for families whose ids depend on image sizes only: ``SupervisedDataset``
+  then keeps the length pass's ids/labels and tokenises each record once per run (InternVL, both kinds).
 - ``model_parts(model) -> {"vision": [...], "projector": [...], "llm": [...]}``: module-name prefixes.
 - ``lora_targets(model, lora_cfg, train_llm=True) -> list[str]``: full names of the LoRA target
   Linear modules (per-family suffixes, LLM only unless ``lora.vision``).

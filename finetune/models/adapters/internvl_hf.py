@@ -89,6 +89,17 @@ def _tiling_kwargs(max_tiles: int) -> dict:
     return {"crop_to_patches": True, "max_patches": max_tiles} if max_tiles > 1 else {"crop_to_patches": False}
 
 
+def _pixels_and_tiles(processor, images, model_cfg) -> tuple[torch.Tensor, list[int]]:
+    kwargs = _tiling_kwargs(max_tiles_per_image(model_cfg, len(images)))
+    pixels = processor.image_processor(list(images), return_tensors="pt", **kwargs)
+    return pixels["pixel_values"], [int(n) for n in pixels["num_patches"]]
+
+
+def pixels_for_training(processor, images, *, model_cfg=None) -> dict:
+    """The image tensors of ``encode_for_training`` alone (``{}`` without images): ids need no pixels here."""
+    return {"pixel_values": _pixels_and_tiles(processor, images, model_cfg)[0]} if images else {}
+
+
 def encode_for_training(processor, record, images, max_length: int, *, model_cfg=None, too_long: str = "truncate") -> dict:
     """One supervised sample: ids, labels (answers only), pixel values.
 
@@ -109,13 +120,11 @@ def encode_for_training(processor, record, images, max_length: int, *, model_cfg
 
     tok = processor.tokenizer
     turns = sv.conversation_turns(record)
-    kwargs = _tiling_kwargs(max_tiles_per_image(model_cfg, len(images)))
     out = {}
     if sv.has_pixels(images):
-        pixels = processor.image_processor(list(images), return_tensors="pt", **kwargs)
-        out["pixel_values"] = pixels["pixel_values"]
-        tiles = [int(n) for n in pixels["num_patches"]]
+        out["pixel_values"], tiles = _pixels_and_tiles(processor, images, model_cfg)
     else:
+        kwargs = _tiling_kwargs(max_tiles_per_image(model_cfg, len(images)))
         tiles = [processor.image_processor.get_number_of_image_patches(h, w, kwargs) for w, h in sv.image_sizes(images)]
     start, context, end = tok.convert_tokens_to_ids([tok.start_image_token, tok.context_image_token, tok.end_image_token])
     spans = [sv.image_span(start, context, end, processor.image_seq_length * n) for n in tiles]

@@ -166,6 +166,19 @@ def _bos(processor, fmt) -> int | None:
     return processor.tokenizer.bos_token_id if fmt.bos else None
 
 
+def _pixels_and_flags(processor, images) -> tuple[list[int], dict]:
+    if not images:  # one blank tile, flagged 0 (encode_for_training's docstring)
+        blank = torch.zeros(1, 3, processor.image_size, processor.image_size)
+        return [], {"pixel_values": blank, "image_flags": torch.tensor([0], dtype=torch.long)}
+    tiles, pixels = _image_pixels(processor, images, _tiles_per_image(processor, len(images)))
+    return tiles, {"pixel_values": pixels, "image_flags": torch.ones(sum(tiles), dtype=torch.long)}
+
+
+def pixels_for_training(processor, images, *, model_cfg=None) -> dict:
+    """The image tensors of ``encode_for_training`` alone: ids need no pixels here."""
+    return _pixels_and_flags(processor, images)[1]
+
+
 def encode_for_training(processor, record, images, max_length: int, *, model_cfg=None, too_long: str = "truncate") -> dict:
     """Ids, labels (answers only), ``pixel_values`` (tiles, 3, S, S) and ``image_flags`` (tiles,).
 
@@ -174,14 +187,11 @@ def encode_for_training(processor, record, images, max_length: int, *, model_cfg
     """
     turns = sv.conversation_turns(record)
     max_num = _tiles_per_image(processor, len(images))
-    out = {}
-    if sv.has_pixels(images):
-        tiles, out["pixel_values"] = _image_pixels(processor, images, max_num)
-    else:
+    if images and not sv.has_pixels(images):  # (width, height) sizes: the length pass
         tiles = [tile_count(size, max_num, processor.image_size, processor.use_thumbnail) for size in sv.image_sizes(images)]
-    if not images:
-        out["pixel_values"] = torch.zeros(1, 3, processor.image_size, processor.image_size)
-    out["image_flags"] = torch.tensor([1] * sum(tiles) if images else [0], dtype=torch.long)
+        out = {}
+    else:
+        tiles, out = _pixels_and_flags(processor, images)
     fmt = chat_format(processor)
     pieces = sv.conversation_pieces(turns, fmt, [_span_ids(processor, n) for n in tiles], processor.system_message)
     ids, labels, truncated = sv.tokenize_pieces(processor.tokenizer, pieces, max_length, too_long, _bos(processor, fmt))
