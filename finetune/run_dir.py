@@ -143,21 +143,30 @@ def recipe_changes(saved: dict, current: dict) -> list[str]:
     return changes
 
 
+def changes_from_saved(cfg) -> list[str]:
+    """``recipe_changes`` between ``<cfg.run_dir>/config.yaml`` and ``cfg`` ([] when nothing is saved)."""
+    from omegaconf import OmegaConf
+
+    saved_path = Path(cfg.run_dir) / "config.yaml"
+    if not saved_path.is_file():
+        return []
+    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
+    return recipe_changes(saved, OmegaConf.to_container(cfg, resolve=True))
+
+
 def check_resume(cfg) -> None:
     """Refuse to resume a checkpoint of ``cfg.run_dir`` made by another recipe (see the module docstring).
 
     Raises:
         RunDirError: the keys that differ, and how to go on.
     """
-    from omegaconf import OmegaConf
     from transformers.trainer_utils import get_last_checkpoint
 
     run_dir = Path(cfg.run_dir)
     saved_path = run_dir / "config.yaml"
     if not cfg.train.resume or not saved_path.is_file() or get_last_checkpoint(str(run_dir)) is None:
         return
-    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
-    changes = recipe_changes(saved, OmegaConf.to_container(cfg, resolve=True))
+    changes = changes_from_saved(cfg)
     if not changes:
         return
     if cfg.train.resume == "force":

@@ -3,7 +3,7 @@
 A run counts as finished when its ``train_summary.json`` exists (written after training, before
 evaluation results are needed by anyone), so a killed demo, sweep or study resumes where it stopped.
 A finished run is reused only for the recipe that made it: when the ``config.yaml`` beside it differs in a
-key that changes what is trained (``finetune.run_dir.recipe_changes``), it is refused with the keys,
+key that changes what is trained (``finetune.run_dir.changes_from_saved``), it is refused with the keys,
 never silently reported as the result of the new recipe (e.g. an older demo's runs in ``runs/demo``).
 """
 
@@ -25,21 +25,16 @@ def finished_with(cfg) -> bool:
     Raises:
         RunDirError: it holds a finished run of another recipe (the changed keys, and what to do).
     """
-    from omegaconf import OmegaConf
-
-    from finetune.run_dir import RunDirError, recipe_changes
+    from finetune.run_dir import RunDirError, changes_from_saved
 
     run_dir = Path(cfg.run_dir)
     if not is_finished(run_dir):
         return False
-    saved_path = run_dir / "config.yaml"
-    if saved_path.is_file():
-        saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
-        changes = recipe_changes(saved, OmegaConf.to_container(cfg, resolve=True))
-        if changes:
-            raise RunDirError(f"{run_dir} holds a finished run of another recipe ({saved_path}); changed: "
-                              f"{'; '.join(changes)}. Its results would be reported as this recipe's: delete "
-                              "the folder, or use another run_dir (or --root)")
+    changes = changes_from_saved(cfg)
+    if changes:
+        raise RunDirError(f"{run_dir} holds a finished run of another recipe ({run_dir / 'config.yaml'}); changed: "
+                          f"{'; '.join(changes)}. Its results would be reported as this recipe's: delete "
+                          "the folder, or use another run_dir (or --root)")
     return True
 
 
