@@ -57,6 +57,23 @@ STUDY_BASE = CURVE | {
     "semdedup": _sel("semdedup", THIRD),
     "self_sup": _sel("self_sup", THIRD),
 }
+# Why no selector beats a random third: one axis at a time around adaptive_shift middle (the study's
+# best), plus the control that keeps stage 1 alone (cluster_random) and the fix the composition table
+# points to (spread_images: adaptive shift keeps whole scenes). Same epochs; added after the study.
+_MIDDLE = ("selection.options.prefer=middle",)
+ABLATIONS = {
+    "cluster_random": _sel("cluster_random", THIRD),
+    "adaptive_shift_middle_spread": _sel("adaptive_shift", THIRD, *_MIDDLE, "selection.options.spread_images=true"),
+    "cluster_random_spread": _sel("cluster_random", THIRD, "selection.options.spread_images=true"),
+    "adaptive_shift_middle_word_dropout": _sel("adaptive_shift", THIRD, *_MIDDLE,
+                                               "selection.options.perturbation=text:word_dropout"),
+    "adaptive_shift_middle_target": _sel("adaptive_shift", THIRD, *_MIDDLE, "selection.features.backend=target",
+                                         "selection.features.layers=[-1]"),
+    "adaptive_shift_middle_k180": _sel("adaptive_shift", THIRD, *_MIDDLE, "selection.clusters=180"),
+    "adaptive_shift_middle_layer0": _sel("adaptive_shift", THIRD, *_MIDDLE, "selection.options.shift_layers=[0]"),
+    "adaptive_shift_middle_k11": _sel("adaptive_shift", THIRD, *_MIDDLE, "selection.clusters=11"),
+}
+STUDY_BASE |= ABLATIONS
 STUDY_SCRATCH = {
     "full": _sel("full", 1.0),
     "adaptive_shift_high": _sel("adaptive_shift", THIRD, "selection.options.prefer=high"),

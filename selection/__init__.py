@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
-from selection.adaptive_shift import select_adaptive_shift
+from selection.adaptive_shift import select_adaptive_shift, select_cluster_random
 from selection.baselines import (
     select_el2n,
     select_full,
@@ -25,6 +25,7 @@ from selection.coincide import select_coincide
 
 SELECTORS: dict[str, Callable[[SelectionInputs], Selection]] = {
     "adaptive_shift": select_adaptive_shift,
+    "cluster_random": select_cluster_random,
     "coincide": select_coincide,
     "random": select_random,
     "length": select_length,

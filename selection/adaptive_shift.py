@@ -18,12 +18,14 @@ pipeline when set (None: the signals' defaults).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from selection.budget import (
     Selection,
+    SelectionError,
     SelectionInputs,
     finish_selection,
     largest_remainder,
@@ -35,7 +37,21 @@ from selection.budget import (
 from selection.cluster import cluster_features, members_by_cluster, resolve_clusters
 
 
-def keep_per_cluster(labels: np.ndarray, k: int, scores: np.ndarray, total: int, prefer: str) -> Selection:
+def spread_over_images(order: np.ndarray, images: Sequence[str]) -> np.ndarray:
+    """``order`` re-ranked in rounds: every image's best record first (in ``order``), then every image's
+    second, and so on, so that a record of an image already kept comes after the first of every other.
+    A text-only record (key "") is its own image."""
+    seen: dict[str, int] = {}
+    rounds = np.zeros(len(order), dtype=np.int64)
+    for pos, i in enumerate(order):
+        if images[i]:
+            rounds[pos] = seen.get(images[i], 0)
+            seen[images[i]] = rounds[pos] + 1
+    return order[np.lexsort((np.arange(len(order)), rounds))]
+
+
+def keep_per_cluster(labels: np.ndarray, k: int, scores: np.ndarray, total: int, prefer: str,
+                     images: Sequence[str] | None = None) -> Selection:
     """Keep ``total`` records, each cluster its size-proportional share, best ``scores`` first.
 
     Args:
@@ -44,6 +60,8 @@ def keep_per_cluster(labels: np.ndarray, k: int, scores: np.ndarray, total: int,
         scores: ``(n,)`` score of every record (the shift).
         total: exact number to keep.
         prefer: ``high`` | ``low`` | ``middle`` (closest to the cluster's median).
+        images: the image key of every record, to spread each cluster's share over images
+            (``spread_over_images``); None ranks by score alone.
     """
     members = members_by_cluster(np.asarray(labels), k)
     sizes = np.array([len(m) for m in members], dtype=np.int64)
@@ -51,7 +69,10 @@ def keep_per_cluster(labels: np.ndarray, k: int, scores: np.ndarray, total: int,
     kept, cluster, score, rank = [], [], [], []
     for c in np.flatnonzero(counts):
         idx = members[c]
-        chosen = idx[order_by_score(scores[idx], prefer)[: counts[c]]]
+        order = idx[order_by_score(scores[idx], prefer)]
+        if images is not None:
+            order = spread_over_images(order, images)
+        chosen = order[: counts[c]]
         kept.append(chosen)
         cluster.append(np.full(len(chosen), c))
         score.append(scores[chosen])
@@ -65,20 +86,39 @@ SHIFT_OPTION_KEYS = ("perturbation", "distance", "shift_layers", "shift_pooling"
                      "batch_size", "shard_size", "cache_dir")
 
 
-@selector("adaptive_shift", needs=("features", "shift"), prefer="middle", **dict.fromkeys(SHIFT_OPTION_KEYS))
+@selector("adaptive_shift", needs=("features", "shift"), prefer="middle", spread_images=False,
+          **dict.fromkeys(SHIFT_OPTION_KEYS))
 def select_adaptive_shift(inputs: SelectionInputs, options: dict[str, Any]) -> Selection:
-    """Cluster the features, then keep each cluster's share by shift (``prefer`` high|low|middle)."""
-    features = inputs.require_features()
-    shift = inputs.signal("shift")
-    total = resolve_budget(inputs.budget, inputs.n)
+    """Cluster the features, then keep each cluster's share by shift (``prefer`` high|low|middle;
+    ``spread_images``: no second record of an image before every image of the cluster has one)."""
     order_by_score(np.zeros(0), options["prefer"])  # validate before the (long) clustering
+    return _two_stages(inputs, inputs.signal("shift"), options["prefer"], options["spread_images"])
+
+
+@selector("cluster_random", needs=("features",), spread_images=False)
+def select_cluster_random(inputs: SelectionInputs, options: dict[str, Any]) -> Selection:
+    """Adaptive shift's stage 1 alone: each cluster's size-proportional share drawn at random (seeded).
+
+    The control that tells what the clustering and the shift each add: against ``random`` it measures
+    stage 1 (a draw stratified by cluster), against ``adaptive_shift`` stage 2 (the shift ranking).
+    """
+    draw = np.random.default_rng(inputs.seed).random(inputs.n)
+    return _two_stages(inputs, draw, "low", options["spread_images"])
+
+
+def _two_stages(inputs: SelectionInputs, scores: np.ndarray, prefer: str, spread_images: bool) -> Selection:
+    features = inputs.require_features()
+    if spread_images and inputs.images is None:
+        raise SelectionError("selection.options.spread_images needs every record's image; the pipeline gave none")
+    total = resolve_budget(inputs.budget, inputs.n)
     k = resolve_clusters(inputs.clusters, inputs.n)
     method = "minibatch" if inputs.cluster_method == "auto" else inputs.cluster_method
     timings: dict[str, float] = {}
     with timed(timings, "cluster"):
         clustering = cluster_features(features, k, seed=inputs.seed, method=method)
     with timed(timings, "keep_per_cluster"):
-        selection = keep_per_cluster(clustering.labels, k, shift, total, options["prefer"])
-    selection.info.update(cluster_method=method, prefer=options["prefer"])
+        images = inputs.images if spread_images else None
+        selection = keep_per_cluster(clustering.labels, k, scores, total, prefer, images=images)
+    selection.info.update(cluster_method=method, prefer=prefer, spread_images=bool(spread_images))
     selection.timings = timings
     return selection

@@ -38,6 +38,8 @@ class SelectionInputs:
         signals: per-record scores by name (``"shift"``, ``"loss"``, ``"el2n"``), each ``(n,)``.
         lengths: ``(n,)`` record lengths in words, or None.
         tasks / sources: per-record task and source names (for reports and counts).
+        images: per-record image key (its image paths joined; "" for text-only), for selectors that
+            spread a budget over images (``selection.options.spread_images``).
         clusters: requested number of clusters (0: ``selection.cluster.auto_clusters``).
         cluster_method: ``auto`` (the selector's paper: faiss for coincide, else minibatch), ``minibatch`` or ``faiss``.
         options: ``selection.options`` (checked against the selector's defaults).
@@ -51,6 +53,7 @@ class SelectionInputs:
     lengths: np.ndarray | None = None
     tasks: Sequence[str] | None = None
     sources: Sequence[str] | None = None
+    images: Sequence[str] | None = None
     clusters: int = 0
     cluster_method: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)

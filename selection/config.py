@@ -42,7 +42,7 @@ class SelectionConfig:
 BACKENDS = ("target", "reference", "text", "clip")
 # Selectors that apply to retrieval pairs (train.task=retrieval): the ones that read features (or caption
 # lengths) only. The others need a signal only a generative VLM gives, named here for the error.
-RETRIEVAL_SELECTORS = ("full", "random", "length", "semdedup", "self_sup", "coincide")
+RETRIEVAL_SELECTORS = ("full", "random", "length", "semdedup", "self_sup", "coincide", "cluster_random")
 VLM_ONLY_SELECTORS = {
     "adaptive_shift": "the shift of a VLM's hidden states under a perturbation (selection.signals.shift_scores)",
     "perplexity": "a language model's loss on the answer",

@@ -97,6 +97,11 @@ def record_lengths(records) -> np.ndarray:
     return np.array([len(r.text().split()) for r in records], dtype=np.int64)
 
 
+def image_key(record) -> str:
+    """What identifies a record's picture for ``spread_images``: its source and image paths ("" for none)."""
+    return f"{record.source}:{'|'.join(record.images)}" if record.images else ""
+
+
 def shift_signal_options(options: dict[str, Any]) -> dict[str, Any]:
     """The adaptive-shift options ``selection.signals.shift_scores`` reads (unset ones left out)."""
     from selection.adaptive_shift import SHIFT_OPTION_KEYS
@@ -122,6 +127,7 @@ def compute_inputs(cfg: DictConfig, data, selector, timings: dict[str, float]) -
         n=len(records), budget=float(sel.keep), seed=int(sel.seed), clusters=int(sel.clusters),
         cluster_method=sel.cluster_method, options=options,
         tasks=[r.task for r in records], sources=[r.source for r in records],
+        images=[image_key(r) for r in records],
     )
     needs = selector.needs
     if "features" in needs:

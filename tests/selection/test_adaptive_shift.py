@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from selection.adaptive_shift import SHIFT_OPTION_KEYS, keep_per_cluster, select_adaptive_shift
-from selection.budget import SelectionInputs
+from selection.adaptive_shift import (
+    SHIFT_OPTION_KEYS,
+    keep_per_cluster,
+    select_adaptive_shift,
+    select_cluster_random,
+    spread_over_images,
+)
+from selection.budget import SelectionError, SelectionInputs
 
 LABELS = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2])
 SHIFT = np.array([0.5, 0.9, 0.1, 0.7, 0.3, 0.2, 0.8, 0.4, 0.6, 0.0])
@@ -45,3 +52,44 @@ def test_shift_options_match_signals():
     from selection.signals import SHIFT_DEFAULTS
 
     assert set(SHIFT_OPTION_KEYS) == set(SHIFT_DEFAULTS)
+
+
+# Two clusters; records 0-3 show image "a", 4-5 image "b", 6 "c" (cluster 0); 7-9 cluster 1, one image each.
+SPREAD_LABELS = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1])
+SPREAD_SHIFT = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.9, 0.1, 0.2, 0.3])
+SPREAD_IMAGES = ["a", "a", "a", "a", "b", "b", "c", "d", "e", "f"]
+
+
+def test_spread_images_keeps_a_second_record_of_a_scene_only_after_every_scene_has_one():
+    # prefer low keeps 0,1,2,3 (all image "a") without spreading; with it: best of a, b, c, then a's next
+    plain = keep_per_cluster(SPREAD_LABELS, 2, SPREAD_SHIFT, 6, "low")
+    assert plain.indices.tolist() == [0, 1, 2, 3, 7, 8]
+    spread = keep_per_cluster(SPREAD_LABELS, 2, SPREAD_SHIFT, 6, "low", images=SPREAD_IMAGES)
+    assert spread.indices.tolist() == [0, 1, 4, 6, 7, 8]
+    # rank inside the cluster follows the spread order: a(0), b(4), c(6) first, then a's second (1)
+    assert dict(zip(spread.indices.tolist(), spread.rank_in_cluster.tolist(), strict=True))[1] == 3
+
+
+def test_adaptive_shift_spread_images_option_needs_images():
+    x = np.eye(10)[SPREAD_LABELS][:, :2].astype(np.float32)
+    inputs = SelectionInputs(n=10, budget=6, features=x, signals={"shift": SPREAD_SHIFT}, clusters=2,
+                             options={"prefer": "low", "spread_images": True}, images=SPREAD_IMAGES)
+    assert sorted(select_adaptive_shift(inputs).indices.tolist()) == [0, 1, 4, 6, 7, 8]
+    inputs.images = None
+    with pytest.raises(SelectionError, match="spread_images"):
+        select_adaptive_shift(inputs)
+
+
+def test_cluster_random_keeps_each_cluster_its_share_at_random(clustered):
+    x, _ = clustered(90, 3, 8, seed=2)
+    a = select_cluster_random(SelectionInputs(n=90, budget=0.2, features=x, clusters=3, seed=1))
+    b = select_cluster_random(SelectionInputs(n=90, budget=0.2, features=x, clusters=3, seed=2))
+    assert len(a) == len(b) == 18
+    for sel in (a, b):  # equal clusters of 30 keep 6 each
+        assert np.bincount(sel.cluster, minlength=3).tolist() == [6, 6, 6]
+    assert a.indices.tolist() != b.indices.tolist()  # the draw inside a cluster follows the seed
+
+
+def test_text_only_records_are_each_their_own_image():
+    order = np.arange(4)
+    assert spread_over_images(order, ["", "", "x", "x"]).tolist() == [0, 1, 2, 3]

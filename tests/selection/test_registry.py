@@ -28,7 +28,7 @@ def _inputs(base, name, budget, seed=0):
 
 
 def test_registry_is_explicit():
-    assert list(SELECTORS) == ["adaptive_shift", "coincide", "random", "length", "perplexity", "el2n",
+    assert list(SELECTORS) == ["adaptive_shift", "cluster_random", "coincide", "random", "length", "perplexity", "el2n",
                                "semdedup", "self_sup", "full"]
     for fn in SELECTORS.values():
         assert fn.needs <= KNOWN_NEEDS
