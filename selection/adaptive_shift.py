@@ -37,17 +37,31 @@ from selection.budget import (
 from selection.cluster import cluster_features, members_by_cluster, resolve_clusters
 
 
-def spread_over_images(order: np.ndarray, images: Sequence[str]) -> np.ndarray:
-    """``order`` re-ranked in rounds: every image's best record first (in ``order``), then every image's
-    second, and so on, so that a record of an image already kept comes after the first of every other.
-    A text-only record (key "") is its own image."""
-    seen: dict[str, int] = {}
-    rounds = np.zeros(len(order), dtype=np.int64)
-    for pos, i in enumerate(order):
-        if images[i]:
-            rounds[pos] = seen.get(images[i], 0)
-            seen[images[i]] = rounds[pos] + 1
-    return order[np.lexsort((np.arange(len(order)), rounds))]
+def image_ids(images: Sequence[str]) -> np.ndarray:
+    """An integer per distinct image key; a text-only record (key "") is its own image."""
+    ids: dict[str, int] = {}
+    out = np.empty(len(images), dtype=np.int64)
+    for i, key in enumerate(images):
+        out[i] = ids.setdefault(key or f"\0{i}", len(ids))
+    return out
+
+
+def pick_spread(orders: list[np.ndarray], counts: np.ndarray, images: np.ndarray) -> list[np.ndarray]:
+    """Each cluster's ``counts[c]`` records, picked one at a time in turns across clusters: a cluster
+    takes its best-ranked record (``orders[c]``) among those whose image has been kept the fewest
+    times so far, in any cluster. So no scene gets a second record while a cluster can still take a
+    first record of another scene.
+    """
+    kept_times = np.zeros(int(images.max()) + 1 if len(images) else 0, dtype=np.int64)
+    left = [list(order) for order in orders]
+    picked: list[list[int]] = [[] for _ in orders]
+    for _ in range(int(counts.max()) if len(counts) else 0):
+        for c in np.flatnonzero(counts > np.array([len(p) for p in picked])):
+            times = kept_times[images[left[c]]]
+            record = left[c].pop(int(np.argmin(times)))  # argmin: the first (best-ranked) of the least kept
+            kept_times[images[record]] += 1
+            picked[c].append(record)
+    return [np.asarray(p, dtype=np.int64) for p in picked]
 
 
 def keep_per_cluster(labels: np.ndarray, k: int, scores: np.ndarray, total: int, prefer: str,
@@ -60,19 +74,20 @@ def keep_per_cluster(labels: np.ndarray, k: int, scores: np.ndarray, total: int,
         scores: ``(n,)`` score of every record (the shift).
         total: exact number to keep.
         prefer: ``high`` | ``low`` | ``middle`` (closest to the cluster's median).
-        images: the image key of every record, to spread each cluster's share over images
-            (``spread_over_images``); None ranks by score alone.
+        images: the image key of every record, to spread the budget over images (``pick_spread``);
+            None ranks by score alone.
     """
     members = members_by_cluster(np.asarray(labels), k)
     sizes = np.array([len(m) for m in members], dtype=np.int64)
     counts = largest_remainder(sizes, total, caps=sizes)
+    active = np.flatnonzero(counts)
+    orders = [members[c][order_by_score(scores[members[c]], prefer)] for c in active]
+    if images is None:
+        chosen_by_cluster = [order[: counts[c]] for order, c in zip(orders, active, strict=True)]
+    else:
+        chosen_by_cluster = pick_spread(orders, counts[active], image_ids(images))
     kept, cluster, score, rank = [], [], [], []
-    for c in np.flatnonzero(counts):
-        idx = members[c]
-        order = idx[order_by_score(scores[idx], prefer)]
-        if images is not None:
-            order = spread_over_images(order, images)
-        chosen = order[: counts[c]]
+    for c, chosen in zip(active, chosen_by_cluster, strict=True):
         kept.append(chosen)
         cluster.append(np.full(len(chosen), c))
         score.append(scores[chosen])
@@ -90,7 +105,7 @@ SHIFT_OPTION_KEYS = ("perturbation", "distance", "shift_layers", "shift_pooling"
           **dict.fromkeys(SHIFT_OPTION_KEYS))
 def select_adaptive_shift(inputs: SelectionInputs, options: dict[str, Any]) -> Selection:
     """Cluster the features, then keep each cluster's share by shift (``prefer`` high|low|middle;
-    ``spread_images``: no second record of an image before every image of the cluster has one)."""
+    ``spread_images``: clusters pick in turns, each its best record of the least-kept images)."""
     order_by_score(np.zeros(0), options["prefer"])  # validate before the (long) clustering
     return _two_stages(inputs, inputs.signal("shift"), options["prefer"], options["spread_images"])
 

@@ -7,10 +7,10 @@ import pytest
 
 from selection.adaptive_shift import (
     SHIFT_OPTION_KEYS,
+    image_ids,
     keep_per_cluster,
     select_adaptive_shift,
     select_cluster_random,
-    spread_over_images,
 )
 from selection.budget import SelectionError, SelectionInputs
 
@@ -60,7 +60,7 @@ SPREAD_SHIFT = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.9, 0.1, 0.2, 0.3])
 SPREAD_IMAGES = ["a", "a", "a", "a", "b", "b", "c", "d", "e", "f"]
 
 
-def test_spread_images_keeps_a_second_record_of_a_scene_only_after_every_scene_has_one():
+def test_spread_images_keeps_a_second_record_of_a_scene_only_after_every_scene_has_one_inside_a_cluster():
     # prefer low keeps 0,1,2,3 (all image "a") without spreading; with it: best of a, b, c, then a's next
     plain = keep_per_cluster(SPREAD_LABELS, 2, SPREAD_SHIFT, 6, "low")
     assert plain.indices.tolist() == [0, 1, 2, 3, 7, 8]
@@ -91,5 +91,14 @@ def test_cluster_random_keeps_each_cluster_its_share_at_random(clustered):
 
 
 def test_text_only_records_are_each_their_own_image():
-    order = np.arange(4)
-    assert spread_over_images(order, ["", "", "x", "x"]).tolist() == [0, 1, 2, 3]
+    assert image_ids(["", "", "x", "x", "y"]).tolist() == [0, 1, 2, 2, 3]
+
+
+def test_spread_images_reaches_across_clusters():
+    # The shift is mostly a property of the image, so every cluster ranks the same scene first; once
+    # cluster 0 has kept image "a", cluster 1 takes its best record of another image.
+    labels = np.array([0, 0, 1, 1, 1])
+    shift = np.array([0.1, 0.2, 0.1, 0.2, 0.3])
+    images = ["a", "b", "a", "b", "c"]
+    assert keep_per_cluster(labels, 2, shift, 2, "low").indices.tolist() == [0, 2]
+    assert keep_per_cluster(labels, 2, shift, 2, "low", images=images).indices.tolist() == [0, 3]
