@@ -213,6 +213,43 @@ def report(rows: dict, seeds: list[int], epochs: float) -> str:
             "full-data train time; times on a shared 2-core CPU, indicative only.\n\n" + "\n\n".join(parts) + "\n")
 
 
+def forest_plot(rows: dict, path: Path) -> Path | None:
+    """PNG: every variant's paired Δavg against random 1/3 with its 95 % interval, one panel per
+    protocol, sorted by the mean; variants with fewer than two seeds are left out (no interval)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for protocol, variants in rows.items():
+        reference = {s: r["avg"] for s, r in variants.get("random_third", {}).items() if "avg" in r}
+        points = []
+        for variant, by_seed in variants.items():
+            diffs = paired_differences({s: r["avg"] for s, r in by_seed.items() if "avg" in r}, reference)
+            if variant != "random_third" and len(diffs) > 1:
+                points.append((variant, len(diffs), *bootstrap_mean_ci(diffs)))
+        if points:
+            panels.append((protocol, sorted(points, key=lambda p: p[2])))
+    if not panels:
+        return None
+    height = max(len(points) for _, points in panels) * 0.32 + 1.2
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), height), squeeze=False)
+    for ax, (protocol, points) in zip(axes[0], panels, strict=True):
+        y = range(len(points))
+        means = [p[2] for p in points]
+        ax.errorbar(means, y, xerr=[[p[2] - p[3] for p in points], [p[4] - p[2] for p in points]],
+                    fmt="o", color="tab:blue", ecolor="tab:gray", capsize=3)
+        ax.axvline(0.0, color="black", lw=0.8)
+        ax.set_yticks(list(y), [f"{p[0]} ({p[1]} seeds)" for p in points], fontsize=8)
+        ax.set_xlabel("Δ avg vs random 1/3 (points, paired, 95 % CI)")
+        ax.set_title(f"protocol {protocol}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def run_study(args, on_run=None) -> dict:
     from geotune.experiment import run_experiment
     from geotune.proxy import ensure_base, ensure_pool_redundancy, lora_overrides
@@ -315,11 +352,15 @@ def main() -> None:
             text = (f"Base: {b['path']}, pretrained in {b['pretrain_seconds']:.0f} s (peak RSS {b['peak_rss_mb']:.0f} MB), "
                     f"zero-shot {json.dumps(b['zero_shot'])}. Pool near-duplicates: "
                     f"{json.dumps(result['pool_redundancy'])}.\n\n" + text)
+        if forest_plot(result["rows"], out.with_suffix(".png")):
+            text += f"\n![paired differences against random 1/3]({out.with_suffix('.png').name})\n"
         out.write_text(text)
         out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
         return text
 
-    result = run_study(args, on_run=write) if args.proxy == "base" else run_scratch(args)
+    # a report after every run, so that a study cut short still has one (not when only reporting)
+    on_run = None if args.report_only else write
+    result = run_study(args, on_run=on_run) if args.proxy == "base" else run_scratch(args)
     print(write(result))
 
 
