@@ -104,6 +104,10 @@ class SupervisedDataset(torch.utils.data.Dataset):
             self._pixel_cache_left -= size
         return pixels
 
+    def release_pixel_cache(self) -> None:
+        """Free the pixel cache and keep nothing more (training is over: evaluation wants the memory)."""
+        self._pixel_cache, self._pixel_cache_left = {}, 0
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if self._pixels is not None:
             span = slice(self._starts[index], self._starts[index + 1])

@@ -108,6 +108,11 @@ def test_each_image_is_read_and_tiled_once_per_run_within_the_pixel_cache(tiny_i
         for i in range(len(half)):
             half[i]
     assert len(loads) == 2 * len(data.records) - 2  # only the first two fit
+    half.release_pixel_cache()  # after training, before evaluation
+    loads.clear()
+    for _ in range(2):
+        half[0]
+    assert len(loads) == 2  # read again each time, and nothing kept any more
 
 
 def test_no_pixel_cache_when_off_or_in_a_dataloader_worker(tiny_internvl, tmp_path, monkeypatch):
