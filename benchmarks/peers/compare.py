@@ -153,8 +153,11 @@ class PeakMemory(threading.Thread):
             rss, anon = tree_memory(self.pid)
             self.peak = (max(self.peak[0], rss), max(self.peak[1], anon))
             if self.gpu and polls % 5 == 0:
-                query = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                                       capture_output=True, text=True).stdout
+                try:
+                    query = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                                            "--format=csv,noheader,nounits"], capture_output=True, text=True).stdout
+                except OSError:  # no nvidia-smi: RSS polling goes on, the GPU column stays 0
+                    self.gpu, query = False, ""
                 self.peak_gpu_mib = max(self.peak_gpu_mib, gpu_memory_mib(query, tree_pids(self.pid)))
             polls += 1
             time.sleep(0.1)
