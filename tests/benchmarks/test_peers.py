@@ -5,8 +5,10 @@ No venv is created and nothing is installed: the commands are checked, not run.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -154,3 +156,12 @@ def test_gpu_memory_counts_the_run_s_processes_only():
     query = "4242, 1200\n4243, 300\n999, 5000\n[Not Supported], 7\n"
     assert compare.gpu_memory_mib(query, {4242, 4243}) == 1500
     assert compare.gpu_memory_mib("", {4242}) == 0
+
+
+def test_the_memory_poller_keeps_polling_rss_with_or_without_nvidia_smi():
+    poller = compare.PeakMemory(os.getpid(), gpu=True)
+    poller.start()
+    time.sleep(0.7)
+    poller.running = False
+    poller.join(timeout=5)
+    assert poller.peak[0] > 0 and poller.peak_gpu_mib == 0  # this process holds no GPU memory
