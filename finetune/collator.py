@@ -30,6 +30,12 @@ class SupervisedDataset(torch.utils.data.Dataset):
     Images get the cheap checks of ``finetune.data.images.check_image``
     (missing, FIFO, empty, too large, truncated): a bad one stops the run naming its file:line, or
     with ``skip_bad`` (``data.skip_bad``) is dropped and counted under its reason. Pixels are computed in ``__getitem__`` (in DataLoader workers).
+    Pixel cache (``pixel_cache_bytes``, recipe ``train.pixel_cache_mb``; adapters with
+    ``pixels_for_training`` only): the image tensors of a sample are kept after its first visit while
+    they fit in the budget, so a later epoch neither reads nor tiles its images again (the same tensors:
+    nothing in them is random). First come, first kept; never in a DataLoader worker, which HF starts
+    again every epoch. The collator concatenates tiles into a new tensor, so a batch never shares the
+    cache's storage.
 
     Attributes:
         records: the records kept, in order.
@@ -39,7 +45,7 @@ class SupervisedDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, records, data, processor, adapter, model_cfg, max_length: int, too_long: str = "truncate",
-                 progress: bool = True, skip_bad: bool = False):
+                 progress: bool = True, skip_bad: bool = False, pixel_cache_bytes: int = 0):
         if too_long not in ("truncate", "drop"):
             raise ValueError(f"train.too_long: '{too_long}' is not one of truncate, drop")
         self.data, self.processor, self.adapter, self.model_cfg = data, processor, adapter, model_cfg
@@ -62,6 +68,8 @@ class SupervisedDataset(torch.utils.data.Dataset):
             self.truncated += bool(encoded["truncated"])
         self._ids, self._labels = torch.tensor(ids, dtype=torch.int32), torch.tensor(labels, dtype=torch.int32)
         self._starts = [0, *accumulate(self.lengths)] if self._pixels is not None else []
+        self._pixel_cache: dict[int, dict[str, torch.Tensor]] = {}
+        self._pixel_cache_left = int(pixel_cache_bytes)
 
     def _image_size(self, record, i: int, skip_bad: bool) -> tuple[int, int]:
         """The image's size after the cheap checks (``images.check_image``): a bad image stops the run here,
@@ -81,14 +89,31 @@ class SupervisedDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def _images(self, record) -> list:
+        return [self.data.load_image(record, i) for i in range(len(record.images))]
+
+    def _pixels_of(self, index: int) -> dict[str, torch.Tensor]:
+        """The sample's image tensors: from the pixel cache, else computed (and kept while they fit)."""
+        cached = self._pixel_cache.get(index)
+        if cached is not None:
+            return cached
+        pixels = self._pixels(self.processor, self._images(self.records[index]), model_cfg=self.model_cfg)
+        size = sum(t.nbytes for t in pixels.values())
+        if size <= self._pixel_cache_left and torch.utils.data.get_worker_info() is None:
+            self._pixel_cache[index] = pixels
+            self._pixel_cache_left -= size
+        return pixels
+
+    def release_pixel_cache(self) -> None:
+        """Free the pixel cache and keep nothing more (training is over: evaluation wants the memory)."""
+        self._pixel_cache, self._pixel_cache_left = {}, 0
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        record = self.records[index]
-        images = [self.data.load_image(record, i) for i in range(len(record.images))]
         if self._pixels is not None:
             span = slice(self._starts[index], self._starts[index + 1])
-            return {**self._pixels(self.processor, images, model_cfg=self.model_cfg),
-                    "input_ids": self._ids[span].long(), "labels": self._labels[span].long()}
-        encoded = self._encode(record, images)
+            return {**self._pixels_of(index), "input_ids": self._ids[span].long(), "labels": self._labels[span].long()}
+        record = self.records[index]
+        encoded = self._encode(record, self._images(record))
         sample = {k: v for k, v in encoded.items() if k != "truncated"}
         sample["input_ids"] = torch.tensor(sample["input_ids"], dtype=torch.long)
         sample["labels"] = torch.tensor(sample["labels"], dtype=torch.long)

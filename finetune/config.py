@@ -117,6 +117,9 @@ class TrainConfig:
                                     "logits_to_keep); the same loss in less time and memory.", True)
     too_long: str = _help("Samples over max_length: truncate (text only; image spans are never cut) | drop. Counted.", "truncate")
     num_workers: int = _help("DataLoader worker processes (image decoding and tiling).", 0)
+    pixel_cache_mb: int = _help(
+        "Image tensors kept after a sample's first visit, so later epochs neither read nor tile them again "
+        "(the same tensors; first come, first kept; none in DataLoader workers; 0: off). docs/performance.md.", 256)
     deepspeed: Optional[str] = _help("DeepSpeed JSON config (recipes/deepspeed/*.json).", None)
     save_steps: int = _help("Checkpoint every N steps.", 500)
     save_total_limit: int = _help("Checkpoints kept.", 2)
@@ -188,6 +191,8 @@ def check_values(cfg: Any) -> list[str]:
     for key in ("per_device_batch_size", "grad_accum", "max_length", "save_steps", "logging_steps"):
         if int(t[key]) < 1:
             problems.append(f"train.{key}: must be >= 1, got {t[key]}")
+    if int(t.pixel_cache_mb) < 0:
+        problems.append(f"train.pixel_cache_mb: must be >= 0 (0: off), got {t.pixel_cache_mb}")
     if not float(t.learning_rate) > 0:
         problems.append(f"train.learning_rate: must be > 0, got {t.learning_rate}")
     if int(t.max_steps) <= 0 and not float(t.epochs) > 0:

@@ -37,7 +37,7 @@ OWNER_NAME = ".geotune.lock.json"
 # the weights a step produces.
 MAY_CHANGE = (
     "name", "run_dir", "eval.", "train.resume", "train.report_to", "train.logging_steps", "train.save_steps",
-    "train.save_total_limit", "train.num_workers", "data.cache_dir", "selection.features.cache_dir",
+    "train.save_total_limit", "train.num_workers", "train.pixel_cache_mb", "data.cache_dir", "selection.features.cache_dir",
     "selection.features.batch_size", "selection.report", "selection.report_sample",
 )
 

@@ -142,7 +142,8 @@ def build_trainer(cfg, data, records=None, args=None):
     set_seed(int(cfg.seed))  # LoRA init draws from the global RNG: same seed, same run, same on every rank
     model, processor = adapter.load(cfg.model)
     dataset = SupervisedDataset(records, data, processor, adapter, cfg.model, cfg.train.max_length,
-                                cfg.train.too_long, progress=args.process_index == 0, skip_bad=bool(cfg.data.skip_bad))
+                                cfg.train.too_long, progress=args.process_index == 0, skip_bad=bool(cfg.data.skip_bad),
+                                pixel_cache_bytes=int(cfg.train.pixel_cache_mb) << 20)
     if not len(dataset):
         raise ValueError(f"no training samples left (skipped: {dict(dataset.skipped)}); check data.datasets")
     model = prepare_model(adapter, model, cfg.train)

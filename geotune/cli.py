@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from finetune.config import RecipeError
+from finetune.fast_start import collector_paused_then_frozen
 from finetune.run_dir import RunDirError
 
 # name -> (module, one-line help). Greppable; a bad name fails at once with the list.
@@ -52,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, *, entry_point: bool = False) -> int:
+    """Run one subcommand; ``entry_point`` (the process's own command, not a caller's) loads the command's
+    modules with the collector paused, then frozen (``finetune.fast_start``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):
@@ -66,7 +69,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     name = argv[0]
     if name not in COMMANDS:
         parser.error(f"unknown command '{name}'; choose from: {', '.join(COMMANDS)}")
-    module = load_command(name)
+    if entry_point:
+        with collector_paused_then_frozen():
+            module = load_command(name)
+    else:
+        module = load_command(name)
     sub = argparse.ArgumentParser(prog=f"geotune {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
@@ -81,7 +88,7 @@ def console_main() -> None:
     """The ``geotune`` console script: ``main`` without interpreter teardown at the end (finetune.fast_exit)."""
     from finetune.fast_exit import exit_now
 
-    exit_now(main())
+    exit_now(main(entry_point=True))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,11 @@
 4. Scores each saved model with ``geotune eval`` (UCMerced / AID / LRBEN, ``--eval-limit`` questions).
 5. Prints the table (medians over rounds) and writes ``results.jsonl`` and ``table.md`` in ``--work``.
 
+On a GPU (``--device cuda --bf16``): every system sees one GPU (``CUDA_VISIBLE_DEVICES``), trains with
+bf16 autocast (the peers' flags in ``systems.py``, "Precision"), and the table adds each run's peak GPU
+memory (``nvidia-smi``, summed over the run's processes, polled every 0.5 s). ``--device cpu`` hides
+the GPUs from all three (``CUDA_VISIBLE_DEVICES=``), as on a machine without one.
+
 Time to target loss: seconds from the process start to the first step whose mean loss over the last
 ``--smooth`` steps is at most ``--target-loss`` (default: the highest final smoothed loss of all runs of
 that mode, so every system reaches it). Loss curves are comparable only roughly: the peers' templates
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -68,8 +74,42 @@ def prepare(work: Path, python: str) -> tuple[Path, Path, Path]:
     return model, converted, absolute
 
 
-def tree_memory(root: int) -> tuple[int, int]:
-    """(VmRSS, RssAnon) in kB summed over process ``root`` and its descendants (Linux /proc)."""
+def run_environment(device: str, environ: dict | None = None) -> dict:
+    """The environment every system runs in: one GPU visible (``cuda``; a ``CUDA_VISIBLE_DEVICES`` the
+    user set is kept) or none (``cpu``)."""
+    env = dict(os.environ if environ is None else environ)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    elif device == "cuda":
+        env["CUDA_VISIBLE_DEVICES"] = env.get("CUDA_VISIBLE_DEVICES") or "0"
+    else:
+        raise ValueError(f"--device: '{device}' is not one of cpu, cuda")
+    return env
+
+
+def check_device_settings(device: str, bf16: bool, systems: list[str]) -> None:
+    """Refuse settings a system would silently change (``systems.py``, "Precision")."""
+    if device == "cuda" and not bf16 and "llamafactory" in systems:
+        raise ValueError("--device cuda without --bf16: LLaMA-Factory 0.9.5 has no fp32 training on a GPU (it loads "
+                         "an fp32 checkpoint in fp16, infer_optim_dtype); add --bf16, or leave llamafactory out "
+                         "of --systems")
+    if bf16 and device != "cuda":
+        raise ValueError("--bf16 needs --device cuda: geotune ignores train.bf16 on a CPU and the peers would not")
+
+
+def gpu_memory_mib(query: str, pids: set[int]) -> int:
+    """MiB of GPU memory used by ``pids``, from ``nvidia-smi --query-compute-apps=pid,used_memory
+    --format=csv,noheader,nounits`` output."""
+    used = 0
+    for line in query.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit() and int(fields[0]) in pids:
+            used += int(fields[1])
+    return used
+
+
+def tree_pids(root: int) -> set[int]:
+    """Process ``root`` and its descendants (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -77,11 +117,18 @@ def tree_memory(root: int) -> tuple[int, int]:
             children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
-    rss = anon = 0
-    todo = [root]
+    found, todo = set(), [root]
     while todo:
         pid = todo.pop()
+        found.add(pid)
         todo += children.get(pid, [])
+    return found
+
+
+def tree_memory(root: int) -> tuple[int, int]:
+    """(VmRSS, RssAnon) in kB summed over process ``root`` and its descendants (Linux /proc)."""
+    rss = anon = 0
+    for pid in tree_pids(root):
         try:
             status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
             rss += int(status.get("VmRSS", "0 kB").split()[0])
@@ -96,26 +143,36 @@ class PeakMemory(threading.Thread):
     library pages, whose resident share depends on what the page cache holds (a venv other processes
     use keeps its libraries cached, and a fault then maps more of them), not on the program."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, gpu: bool = False):
         super().__init__(daemon=True)
-        self.pid, self.peak, self.running = pid, (0, 0), True
+        self.pid, self.peak, self.running, self.gpu, self.peak_gpu_mib = pid, (0, 0), True, gpu, 0
 
     def run(self):
+        polls = 0
         while self.running:
             rss, anon = tree_memory(self.pid)
             self.peak = (max(self.peak[0], rss), max(self.peak[1], anon))
+            if self.gpu and polls % 5 == 0:
+                try:
+                    query = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                                            "--format=csv,noheader,nounits"], capture_output=True, text=True).stdout
+                except OSError:  # no nvidia-smi: RSS polling goes on, the GPU column stays 0
+                    self.gpu, query = False, ""
+                self.peak_gpu_mib = max(self.peak_gpu_mib, gpu_memory_mib(query, tree_pids(self.pid)))
+            polls += 1
             time.sleep(0.1)
 
 
-def timed_run(command: list[str], log: Path, cwd: Path) -> dict:
+def timed_run(command: list[str], log: Path, cwd: Path, env: dict | None = None) -> dict:
     """Run under ``/usr/bin/time``; every output line stamped; losses and train_runtime parsed."""
     stats = log.with_suffix(".time")
     start = time.perf_counter()
     losses, runtime = [], None
-    with subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(stats), *command], cwd=cwd,
+    gpu = bool(env and env.get("CUDA_VISIBLE_DEVICES"))
+    with subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(stats), *command], cwd=cwd, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc, \
             log.open("w") as out:
-        memory = PeakMemory(proc.pid)
+        memory = PeakMemory(proc.pid, gpu=gpu)
         memory.start()
         for line in proc.stdout:
             now = time.perf_counter() - start
@@ -131,7 +188,7 @@ def timed_run(command: list[str], log: Path, cwd: Path) -> dict:
     wall, user, system, rss_kib = stats.read_text().split()[-4:]
     return {"wall_s": float(wall), "cpu_s": float(user) + float(system), "peak_rss_gb": int(rss_kib) * 1024 / 1e9,
             "peak_tree_rss_gb": memory.peak[0] * 1024 / 1e9, "peak_anon_gb": memory.peak[1] * 1024 / 1e9,
-            "train_s": runtime, "losses": losses}
+            "train_s": runtime, "losses": losses, **({"peak_gpu_gb": memory.peak_gpu_mib * 2**20 / 1e9} if gpu else {})}
 
 
 def saved_model(system: str, out: Path) -> Path:
@@ -154,10 +211,10 @@ def complete_processor_files(checkpoint: Path, base: Path) -> list[str]:
     return copied
 
 
-def evaluate(python: str, model: Path, checkpoint: Path, synthrs: Path, limit: int) -> dict:
+def evaluate(python: str, model: Path, checkpoint: Path, synthrs: Path, limit: int, env: dict | None = None) -> dict:
     subprocess.run([python, "-m", "geotune", "eval", f"model.path={model}", f"checkpoint={checkpoint}",
                     "eval.benchmarks=[ucmerced,aid,lrben]", f"eval.ucmerced_root={synthrs}", f"eval.aid_root={synthrs}",
-                    f"eval.lrben_root={synthrs}", f"eval.limit={limit}"], check=True, cwd=REPO,
+                    f"eval.lrben_root={synthrs}", f"eval.limit={limit}"], check=True, cwd=REPO, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads((checkpoint / "eval" / "summary.json").read_text())
 
@@ -167,28 +224,32 @@ def geotune_python(args, venvs: dict) -> str:
     return args.geotune_python or str(venvs[GEOTUNE] / "bin" / "python")
 
 
+def system_command(system: str, setting: Setting, args, model: Path, data: list[Path], venvs: dict, out: Path) -> list[str]:
+    """The command line of one run (``systems.py`` holds each system's flags)."""
+    if system == "geotune":
+        return geotune_command(geotune_python(args, venvs), model, data[0], args.work / "synthrs" / "instruct", out,
+                               args.work / "cache", setting)
+    if system == "ms-swift":
+        return swift_command(console_script(venvs[system], system), model, data[1], out, setting)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return [str(console_script(venvs[system], system)), "train", str(write_llamafactory(model, data[1], out, setting))]
+
+
 def run_system(system: str, mode: str, round_: int, args, model: Path, data: list[Path], venvs: dict) -> dict:
     out = args.work / "runs" / f"{system}-{mode}-{round_}"
     shutil.rmtree(out, ignore_errors=True)
-    setting = Setting(mode=mode, epochs=args.epochs)
-    if system == "geotune":
-        command = geotune_command(geotune_python(args, venvs), model, data[0], args.work / "synthrs" / "instruct", out,
-                                  args.work / "cache", setting)
-    elif system == "ms-swift":
-        command = swift_command(console_script(venvs[system], system), model, data[1], out, setting)
-    else:
-        command = [str(console_script(venvs[system], system)), "train",
-                   str(write_llamafactory(model, data[1], out, setting))]
+    command = system_command(system, Setting(mode=mode, epochs=args.epochs, bf16=args.bf16), args, model, data, venvs, out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"system": system, "mode": mode, "round": round_, **timed_run(command, out.with_suffix(".log"),
-                                                                           REPO if system == "geotune" else args.work)}
+    env = run_environment(args.device)
+    result = {"system": system, "mode": mode, "round": round_, "device": args.device, "bf16": args.bf16,
+              **timed_run(command, out.with_suffix(".log"), REPO if system == "geotune" else args.work, env)}
     if system == "geotune":
         summary = json.loads((out / "train_summary.json").read_text())
         result["padding"] = summary["padding_share"]
     checkpoint = saved_model(system, out)
     result["copied_processor_files"] = complete_processor_files(checkpoint, model)
     if args.eval_limit:
-        result["accuracy"] = evaluate(args.python, model, checkpoint, args.work / "synthrs", args.eval_limit)
+        result["accuracy"] = evaluate(args.python, model, checkpoint, args.work / "synthrs", args.eval_limit, env)
     return result
 
 
@@ -225,16 +286,17 @@ def accuracy_reached(results: list[dict], mode: str, peer: str) -> str:
 
 def goal_table(results: list[dict]) -> str:
     """The issue's goal per mode and peer: medians of the paired ratios (each round's in brackets)."""
+    names = {**RATIOS, **({"peak GPU": "peak_gpu_gb"} if all("peak_gpu_gb" in r for r in results) else {})}
     lines = ["\ngeotune / peer, median of paired ratios (per round); goal: wall <= 0.6, peak RSS <= 1, "
-             "accuracy reached", "| mode | peer | wall | train | CPU | start | peak RSS | accuracy reached | "
-             "time goal | RSS goal |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "accuracy reached", f"| mode | peer | {' | '.join(names)} | accuracy reached | time goal | RSS goal |",
+             "|---" * (len(names) + 5) + "|"]
     for mode in sorted({r["mode"] for r in results}):
         for peer in SYSTEMS[1:]:
-            ratios = {name: paired_ratios(results, mode, peer, key) for name, key in RATIOS.items()}
+            ratios = {name: paired_ratios(results, mode, peer, key) for name, key in names.items()}
             if not ratios["wall"]:
                 continue
             median = {name: statistics.median(v) for name, v in ratios.items()}
-            cells = [f"{median[n]:.2f} ({', '.join(f'{x:.2f}' for x in ratios[n])})" for n in RATIOS]
+            cells = [f"{median[n]:.2f} ({', '.join(f'{x:.2f}' for x in ratios[n])})" for n in names]
             reached = accuracy_reached(results, mode, peer)
             met = reached.split("/")[0] == reached.split("/")[-1] if "/" in reached else False
             lines.append(f"| {mode} | {peer} | {' | '.join(cells)} | {reached} | "
@@ -249,9 +311,11 @@ def table(results: list[dict], smooth: int, target: float | None) -> str:
         runs = [r for r in results if r["mode"] == mode]
         finals = {id(r): smoothed(r["losses"], smooth)[-1][1] for r in runs}
         goal = target if target is not None else max(finals.values())
+        gpu = all("peak_gpu_gb" in r for r in runs)
         lines += [f"\n{mode}: medians over rounds; target loss {goal:.3f} (mean of {smooth} steps)",
                   "| system | rounds | wall s | start s | train s | end s | CPU s | peak RSS GB | tree RSS GB | tree anon GB | padding | "
-                  "final loss | s to target | UCMerced | AID | LRBEN |", "|---" * 16 + "|"]
+                  f"final loss | s to target | UCMerced | AID | LRBEN |{' peak GPU GB |' if gpu else ''}",
+                  "|---" * (17 if gpu else 16) + "|"]
         for system in SYSTEMS:
             mine = [r for r in runs if r["system"] == system]
             if not mine:
@@ -266,11 +330,14 @@ def table(results: list[dict], smooth: int, target: float | None) -> str:
                    for b in ("ucmerced", "aid", "lrben")}
             padding = f"{med('padding'):.1%}" if system == "geotune" else "random order"
             start, end = (statistics.median(phases(r)[i] for r in mine) for i in (0, 1))
+            gpu_cell = f" {med('peak_gpu_gb'):.2f} |" if gpu else ""
+            reached = f"{statistics.median(reach):.1f}" if all(reach) else "not all"
             lines.append(f"| {system} | {len(mine)} | {med('wall_s'):.1f} | {start:.1f} | {med('train_s'):.1f} | "
                          f"{end:.1f} | {med('cpu_s'):.1f} | "
                          f"{med('peak_rss_gb'):.2f} | {med('peak_tree_rss_gb'):.2f} | {med('peak_anon_gb'):.2f} | {padding} | {statistics.median(finals[id(r)] for r in mine):.3f} | "
-                         f"{statistics.median(t for t in reach if t is not None) if all(reach) else 'not all'} | "
-                         f"{acc['ucmerced']:.3f} | {acc['aid']:.3f} | {acc['lrben']:.3f} |")
+                         f"{reached} | "
+                         f"{acc['ucmerced']:.3f} | {acc['aid']:.3f} | {acc['lrben']:.3f} |"
+                         f"{gpu_cell}")
     return "\n".join(lines) + "\n" + goal_table(results)
 
 
@@ -288,8 +355,15 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable, help="interpreter that prepares the data and scores")
     parser.add_argument("--geotune-python", default=None,
                         help="interpreter geotune trains with (default: its own venv under --venvs, as the peers')")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="cpu: GPUs hidden from every system; cuda: one GPU each (CUDA_VISIBLE_DEVICES)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast in all three (GPU only; systems.py)")
     parser.add_argument("--report-only", action="store_true", help="print the table of --work/results.jsonl")
     args = parser.parse_args()
+    try:
+        check_device_settings(args.device, args.bf16, args.systems.split(","))
+    except ValueError as err:
+        parser.error(str(err))
     if args.report_only:
         rows = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines()]
         print(table(rows, args.smooth, args.target_loss))

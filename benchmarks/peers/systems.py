@@ -22,6 +22,18 @@ false`` puts LoRA on its two linears (37,888), LLaMA-Factory keeps it frozen eve
 ``freeze_multi_modal_projector: false`` (32,768: its ``lora_target: all`` always leaves the projector
 out, ``find_all_linear_modules`` in 0.9.5). Frozen is the one setting all three
 reach with their own documented switch, so LoRA here tunes the language model's linear layers only.
+
+Precision (``Setting.bf16``). fp32 (the CPU runs): weights and maths in fp32 in all three. ms-swift
+turns ``--torch_dtype float32`` into fp16 mixed precision by default (``_init_mixed_precision``: a no-op
+on a CPU, where accelerate enables no autocast, but fp16 autocast on a GPU), hence ``--fp16 false
+--bf16 false`` written out. LLaMA-Factory 0.9.5 has no fp32 training on a GPU: without ``bf16``/``fp16``
+it loads the model in the dtype it infers (``infer_optim_dtype``: fp16 for an fp32 checkpoint), so a
+GPU comparison runs bf16 (``compare.py --device cuda --bf16``). bf16: bf16 autocast in all three
+(``train.bf16``, ``--bf16 true``, ``bf16: true``) and the trainable weights in fp32 in all three: LoRA
+on a bf16 base model (peft keeps the adapters in fp32; LLaMA-Factory loads the base in bf16 whatever
+is asked), full fine-tuning from fp32 weights (LLaMA-Factory loads bf16 and casts the trainable
+parameters to fp32, ``cast_trainable_params_to_fp32``; its frozen vision tower stays bf16, the other
+two keep it in fp32).
 """
 
 from __future__ import annotations
@@ -39,11 +51,17 @@ class Setting:
     lr: float = 1e-3
     seed: int = 42
     max_length: int = 512
+    bf16: bool = False  # bf16 autocast (a GPU run); False: fp32 throughout (module doc, "Precision")
 
     @property
     def freeze_projector(self) -> bool:
         """Full fine-tuning trains the projector in all three; LoRA freezes it in all three (module doc)."""
         return self.mode == "lora"
+
+    @property
+    def weights_dtype(self) -> str:
+        """The dtype the model is loaded in: bf16 only for LoRA under bf16 (module doc, "Precision")."""
+        return "bfloat16" if self.bf16 and self.mode == "lora" else "float32"
 
 
 def geotune_command(python: str, model: Path, data: Path, image_root: Path, out: Path, cache: Path,
@@ -55,6 +73,7 @@ def geotune_command(python: str, model: Path, data: Path, image_root: Path, out:
             "train.grad_accum=1", "train.weight_decay=0", "train.adam_beta2=0.999", "train.warmup_ratio=0",
             "train.lr_scheduler=cosine", f"train.max_length={s.max_length}", "train.freeze_vision=true",
             f"train.freeze_projector={str(s.freeze_projector).lower()}", "train.gradient_checkpointing=false", "train.lora.r=16",
+            f"model.dtype={s.weights_dtype}", f"train.bf16={str(s.bf16).lower()}",
             "train.lora.alpha=32", "train.lora.dropout=0.05", "train.logging_steps=1", "train.report_to=[none]",
             "train.save_steps=1000000", "train.resume=false", f"seed={s.seed}", "train.num_workers=0"]
 
@@ -72,7 +91,9 @@ def swift_command(swift: Path, model: Path, data: Path, out: Path, s: Setting) -
             # default: aligner frozen in full; with "false" in LoRA it gets LoRA on its linears
             "--freeze_aligner", str(s.freeze_projector).lower(),
             "--split_dataset_ratio", "0",  # default: 1% held out for evaluation
-            "--torch_dtype", "float32", "--seed", str(s.seed), "--data_seed", str(s.seed),
+            "--torch_dtype", s.weights_dtype, "--seed", str(s.seed), "--data_seed", str(s.seed),
+            "--fp16", "false",  # default: true for an fp32 or fp16 --torch_dtype (fp16 autocast on a GPU)
+            "--bf16", str(s.bf16).lower(),
             "--max_length", str(s.max_length), "--lora_rank", "16", "--lora_alpha", "32", "--lora_dropout", "0.05",
             "--target_modules", "all-linear", "--logging_steps", "1", "--report_to", "none",
             # "no" would save nothing at all: the model of the last epoch is the one scored
@@ -93,7 +114,7 @@ def llamafactory_config(model: Path, data: Path, out: Path, s: Setting) -> dict:
         "output_dir": str(out), "overwrite_output_dir": True, "logging_steps": 1, "save_strategy": "no",
         "report_to": "none", "per_device_train_batch_size": s.batch, "gradient_accumulation_steps": 1,
         "learning_rate": s.lr, "num_train_epochs": s.epochs, "lr_scheduler_type": "cosine", "warmup_ratio": 0.0,
-        "weight_decay": 0.0, "adam_beta2": 0.999, "bf16": False, "fp16": False, "seed": s.seed,
+        "weight_decay": 0.0, "adam_beta2": 0.999, "bf16": s.bf16, "fp16": False, "seed": s.seed,
         "dataloader_num_workers": 0, "plot_loss": False, "gradient_checkpointing": False,
     }
 

@@ -5,7 +5,10 @@ No venv is created and nothing is installed: the commands are checked, not run.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -95,3 +98,70 @@ def test_goal_needs_time_rss_and_accuracy_in_every_round():
     results[2]["accuracy"] = results[0]["accuracy"]
     row = next(line for line in compare.goal_table(results).splitlines() if line.startswith("| full | llamafactory"))
     assert row.rstrip(" |").endswith("2/2 | met | met")
+
+
+@pytest.mark.parametrize("mode, weights", [("lora", "bfloat16"), ("full", "float32")])
+def test_bf16_is_the_same_precision_in_all_three(tmp_path, mode, weights):
+    """bf16 autocast everywhere, trainable weights fp32 everywhere (systems.py, "Precision"); ms-swift's
+    fp16 default for an fp32 or fp16 --torch_dtype written off."""
+    s = systems.Setting(mode=mode, bf16=True)
+    geotune = systems.geotune_command("python", tmp_path, tmp_path / "d.json", tmp_path, tmp_path / "o", tmp_path, s)
+    swift = systems.swift_command(tmp_path / "swift", tmp_path, tmp_path / "d.json", tmp_path / "o", s)
+    factory = systems.llamafactory_config(tmp_path, tmp_path / "d.json", tmp_path / "o", s)
+    assert "train.bf16=true" in geotune and f"model.dtype={weights}" in geotune
+    assert (_flag(swift, "--bf16"), _flag(swift, "--fp16"), _flag(swift, "--torch_dtype")) == ("true", "false", weights)
+    assert factory["bf16"] is True and factory["fp16"] is False
+
+
+def test_fp32_is_written_out_for_every_system(tmp_path):
+    s = systems.Setting(mode="lora")
+    geotune = systems.geotune_command("python", tmp_path, tmp_path / "d.json", tmp_path, tmp_path / "o", tmp_path, s)
+    swift = systems.swift_command(tmp_path / "swift", tmp_path, tmp_path / "d.json", tmp_path / "o", s)
+    factory = systems.llamafactory_config(tmp_path, tmp_path / "d.json", tmp_path / "o", s)
+    assert "train.bf16=false" in geotune and "model.dtype=float32" in geotune  # not "auto" (bf16 on a GPU)
+    assert (_flag(swift, "--bf16"), _flag(swift, "--fp16"), _flag(swift, "--torch_dtype")) == ("false", "false", "float32")
+    assert factory["bf16"] is False and factory["fp16"] is False
+
+
+def test_a_gpu_run_builds_every_command_with_bf16_and_one_visible_gpu(tmp_path):
+    args = Namespace(geotune_python=None, work=tmp_path, device="cuda", bf16=True)
+    venvs_ = {name: tmp_path / name for name in compare.SYSTEMS}
+    data = [tmp_path / "pool.json", tmp_path / "pool_abs.json"]
+    s = systems.Setting(mode="lora", bf16=args.bf16)
+    out = tmp_path / "runs" / "x"
+    geotune = compare.system_command("geotune", s, args, tmp_path / "tiny", data, venvs_, out)
+    swift = compare.system_command("ms-swift", s, args, tmp_path / "tiny", data, venvs_, out)
+    factory = compare.system_command("llamafactory", s, args, tmp_path / "tiny", data, venvs_, out)
+    assert geotune[0] == str(tmp_path / "geotune" / "bin" / "python") and "train.bf16=true" in geotune
+    assert swift[0] == str(tmp_path / "ms-swift" / "bin" / "swift") and _flag(swift, "--bf16") == "true"
+    assert factory[:2] == [str(tmp_path / "llamafactory" / "bin" / "llamafactory-cli"), "train"]
+    assert "bf16: true" in Path(factory[2]).read_text()
+    assert compare.run_environment("cuda", {})["CUDA_VISIBLE_DEVICES"] == "0"
+    assert compare.run_environment("cuda", {"CUDA_VISIBLE_DEVICES": "3"})["CUDA_VISIBLE_DEVICES"] == "3"
+    assert compare.run_environment("cpu", {"CUDA_VISIBLE_DEVICES": "0"})["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_settings_a_system_would_change_silently_are_refused():
+    with pytest.raises(ValueError, match="LLaMA-Factory 0.9.5 has no fp32 training on a GPU"):
+        compare.check_device_settings("cuda", False, list(compare.SYSTEMS))
+    compare.check_device_settings("cuda", False, ["geotune", "ms-swift"])  # without it, fp32 on a GPU is fine
+    with pytest.raises(ValueError, match="--bf16 needs --device cuda"):
+        compare.check_device_settings("cpu", True, ["geotune"])
+    done = subprocess.run([sys.executable, str(PEERS_DIR / "compare.py"), "--work", "/nonexistent", "--device", "cuda"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 2 and "add --bf16" in done.stderr  # before any venv or data is made
+
+
+def test_gpu_memory_counts_the_run_s_processes_only():
+    query = "4242, 1200\n4243, 300\n999, 5000\n[Not Supported], 7\n"
+    assert compare.gpu_memory_mib(query, {4242, 4243}) == 1500
+    assert compare.gpu_memory_mib("", {4242}) == 0
+
+
+def test_the_memory_poller_keeps_polling_rss_with_or_without_nvidia_smi():
+    poller = compare.PeakMemory(os.getpid(), gpu=True)
+    poller.start()
+    time.sleep(0.7)
+    poller.running = False
+    poller.join(timeout=5)
+    assert poller.peak[0] > 0 and poller.peak_gpu_mib == 0  # this process holds no GPU memory

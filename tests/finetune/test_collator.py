@@ -67,3 +67,73 @@ def test_each_record_is_tokenised_once_and_samples_equal_a_fresh_encode(family, 
         assert len(sample["input_ids"]) == dataset.lengths[i]
         for key in fresh.keys() - {"input_ids", "labels", "truncated"}:
             assert torch.equal(sample[key], fresh[key]), key
+
+
+def _counting_loads(monkeypatch, data) -> list:
+    """Every ``data.load_image`` call, recorded (the real image is still read)."""
+    loads = []
+    real = data.load_image
+    monkeypatch.setattr(data, "load_image", lambda record, i=0: loads.append(record.id) or real(record, i))
+    return loads
+
+
+def test_each_image_is_read_and_tiled_once_per_run_within_the_pixel_cache(tiny_internvl, tmp_path, monkeypatch):
+    """Epoch 2 takes the pixels epoch 1 computed (the same tensors a fresh encode gives) for as many
+    samples as ``pixel_cache_bytes`` holds; the others are read again; batches never share the cache's storage."""
+    adapter = get_adapter("internvl_hf")
+    cfg = library_recipe(f"model.path={tiny_internvl}", "model.adapter=internvl_hf")
+    _, processor = adapter.load(cfg.model)
+    data = write_colour_set(tmp_path / "colours", per_class=2)
+    loads = _counting_loads(monkeypatch, data)
+    sizes = [adapter.pixels_for_training(processor, [data.load_image(r)], model_cfg=cfg.model)["pixel_values"].nbytes
+             for r in data.records]
+    loads.clear()
+
+    whole = SupervisedDataset(data.records, data, processor, adapter, cfg.model, 512, progress=False,
+                              pixel_cache_bytes=sum(sizes))
+    epochs = [[whole[i] for i in range(len(whole))] for _ in range(2)]
+    assert sorted(loads) == sorted(r.id for r in data.records)  # once each, in epoch 1
+    for first, second, record in zip(*epochs, whole.records, strict=True):
+        fresh = adapter.encode_for_training(processor, record, [data.load_image(record)], 512, model_cfg=cfg.model)
+        assert torch.equal(second["pixel_values"], fresh["pixel_values"])
+        assert second["input_ids"].tolist() == first["input_ids"].tolist() == fresh["input_ids"]
+    batch = DataCollatorForVLM(pad_token_id=0)(epochs[1][:2])
+    batch["pixel_values"].zero_()
+    assert epochs[1][0]["pixel_values"].abs().sum() > 0  # the cached tensor is untouched
+
+    loads.clear()
+    half = SupervisedDataset(data.records, data, processor, adapter, cfg.model, 512, progress=False,
+                             pixel_cache_bytes=sizes[0] + sizes[1] + min(sizes) // 2)
+    for _ in range(2):
+        for i in range(len(half)):
+            half[i]
+    assert len(loads) == 2 * len(data.records) - 2  # only the first two fit
+    half.release_pixel_cache()  # after training, before evaluation
+    loads.clear()
+    for _ in range(2):
+        half[0]
+    assert len(loads) == 2  # read again each time, and nothing kept any more
+
+
+def test_no_pixel_cache_when_off_or_in_a_dataloader_worker(tiny_internvl, tmp_path, monkeypatch):
+    """``pixel_cache_bytes=0`` reads every image at every visit; so does a DataLoader worker (HF's workers
+    are started again every epoch: what they cached would be lost, so they cache nothing)."""
+    adapter = get_adapter("internvl_hf")
+    cfg = library_recipe(f"model.path={tiny_internvl}", "model.adapter=internvl_hf")
+    _, processor = adapter.load(cfg.model)
+    data = write_colour_set(tmp_path / "colours", per_class=1)
+    loads = _counting_loads(monkeypatch, data)
+    off = SupervisedDataset(data.records, data, processor, adapter, cfg.model, 512, progress=False, pixel_cache_bytes=0)
+    for _ in range(2):
+        for i in range(len(off)):
+            off[i]
+    assert len(loads) == 2 * len(data.records)
+
+    loads.clear()
+    worker = SupervisedDataset(data.records, data, processor, adapter, cfg.model, 512, progress=False,
+                               pixel_cache_bytes=1 << 30)
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
+    for _ in range(2):
+        for i in range(len(worker)):
+            worker[i]
+    assert len(loads) == 2 * len(data.records)
