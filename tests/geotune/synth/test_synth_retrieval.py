@@ -5,6 +5,7 @@ import json
 import numpy as np
 from PIL import Image
 
+from finetune.retrieval.data import read_eval_split, read_train_pairs
 from geotune.synth import SIZES
 from geotune.synth.retrieval import CLASSES, MARKERS, write_synthrs_rsitmd
 
@@ -40,3 +41,16 @@ def test_same_seed_same_bytes(tmp_path):
         write_synthrs_rsitmd(tmp_path / name, seed=5, split_sizes={"train": 4, "test": 3}, image_size=32)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert files and all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+
+
+def test_synthrs_rsitmd_reads_in_both_layouts(synth_rsitmd):
+    """finetune's RSITMD readers take SynthRS-RSITMD as written (the app's data, so this test is the app's)."""
+    pairs = read_train_pairs(synth_rsitmd / "train.json", str(synth_rsitmd))
+    assert len(pairs) == 5 * 48 and sorted(set(pairs.image_ids)) == list(range(48))
+    assert pairs.images[0].startswith("train/") and pairs.image_ids[:5] == [0] * 5
+    test = read_eval_split(synth_rsitmd / "test.json", str(synth_rsitmd))
+    assert len(test.images) == 16 and len(test.captions) == 80
+    assert test.img2txt[3] == [15, 16, 17, 18, 19] and test.txt2img[17] == 3
+    raw = json.loads((synth_rsitmd / "val.json").read_text())
+    assert any(len(set(e["caption"])) < 5 for e in raw)  # exact duplicates, as RSICD has
+    assert {"image", "caption", "label_name", "label"} == set(raw[0])
