@@ -96,8 +96,10 @@ def export_pretrained(args) -> None:
     shutil.copy(base / "preprocessor_config.json", out / "preprocessor_config.json")
 
 
-# The children import this checkout's packages, not an installed copy of geotune elsewhere.
-PYTHONPATH = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])
+# This process and its children import this checkout's packages, not an installed copy of geotune elsewhere.
+ROOT = str(Path(__file__).resolve().parents[1])
+PYTHONPATH = os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])
+sys.path.insert(0, ROOT)
 
 
 def run_child(overrides: list[str], flag: str = "--one") -> dict:
@@ -106,6 +108,52 @@ def run_child(overrides: list[str], flag: str = "--one") -> dict:
     if out.returncode:
         raise RuntimeError(f"run {overrides} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1]) if flag == "--one" else {}
+
+
+def pretrained_base(args, cache: Path, sizes: tuple[int, int, int], fixed: list[str]) -> Path:
+    """The backbone every method starts from, built once per setting under ``cache`` and reused.
+
+    Random-init without ``--pretrain-epochs``. With ``--pretrain-corpus`` it is fully fine-tuned on the
+    pretraining corpus (all classes, disjoint images, other captions: HarMA's GeoRSCLIP regime); otherwise
+    on another SynthRS draw (seed 1) with ``--pretrain-classes`` of the 8 classes (the earlier proxy). The
+    folder name holds every setting, so a changed setting builds a new base; same setting, same bytes.
+    """
+    from finetune.models.tiny import build_tiny_clip
+    from geotune.synth.retrieval import PRETRAIN_FOLDER, write_synthrs_rsitmd, write_synthrs_rsitmd_pretrain
+
+    init = cache / ("tiny-clip" if args.width is None else f"tiny-clip-w{args.width}")
+    if not (init / "config.json").exists():
+        build_tiny_clip(init, width=args.width)
+    if not args.pretrain_epochs:
+        return init
+    corpus = (f"corpus{args.pretrain_corpus.replace(',', 'x')}" if args.pretrain_corpus
+              else f"draw{sizes[0]}-{args.pretrain_classes}cls")
+    out = cache / f"pretrained-{init.name}-{corpus}-e{args.pretrain_epochs}-lr{args.pretrain_lr:g}"
+    if (out / "config.json").exists():
+        print(f"pretrained base: {out} (cached)", flush=True)
+        return out
+    if args.pretrain_corpus:
+        n_train, n_val = (int(x) for x in args.pretrain_corpus.split(","))
+        pre = cache / f"pretrain-{corpus}" / PRETRAIN_FOLDER
+        if not (pre / "val.json").exists():
+            write_synthrs_rsitmd_pretrain(pre.parent, seed=0, split_sizes={"train": n_train, "val": n_val}, image_size=32)
+        files = {"train": pre / "train.json", "val": pre / "val.json", "test": pre / "val.json"}  # its own val, twice
+    else:
+        pre = cache / f"pretrain-{corpus}" / "SynthRS-RSITMD"
+        if not (pre / "test.json").exists():
+            write_synthrs_rsitmd(pre.parent, seed=1, split_sizes=dict(zip(("train", "val", "test"), sizes, strict=True)),
+                                 image_size=32, n_classes=args.pretrain_classes)
+        files = {k: pre / f"{k}.json" for k in ("train", "val", "test")}
+    run_dir = cache / f"{out.name}-run"
+    result = run_child([f"harma.{k}_file={v}" for k, v in files.items()] + fixed + [
+        f"harma.image_root={pre}", f"model.path={init}", "harma.method=full", f"train.learning_rate={args.pretrain_lr:g}",
+        f"train.epochs={args.pretrain_epochs}", f"run_dir={run_dir}"])
+    tmp = out.with_name(out.name + ".tmp")
+    run_child([str(run_dir), str(init), str(tmp)], flag="--export")
+    tmp.rename(out)
+    curve = ", ".join(f"{v['mR']:.1f}" for v in result["val"])
+    print(f"pretrained base: {out}: {result['seconds_per_epoch']} s/epoch, its val mR by epoch {curve}", flush=True)
+    return out
 
 
 def best_val(run: dict) -> float:
@@ -164,6 +212,13 @@ def main() -> int:
     parser.add_argument("--pretrain-classes", type=int, default=4,
                         help="classes of the pretraining draw (of 8): the target then holds classes the backbone "
                              "has never seen, a domain shift to adapt to")
+    parser.add_argument("--pretrain-corpus", default=None,
+                        help="train,val images of the pretraining corpus (all classes, images disjoint from the "
+                             "fine-tuning set, captions in other words); without it, --pretrain-classes' SynthRS draw")
+    parser.add_argument("--pretrain-lr", type=float, default=5e-4, help="learning rate of the pretraining (full FT)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="tiny CLIP width, both towers (geotune tiny-model --width); default text 32, vision 48")
+    parser.add_argument("--cache", default=None, help="folder of the built backbones, reused across runs (default: --work)")
     parser.add_argument("--rounds", type=int, default=2, help="repeats of seed 0 (timing only); see --seeds")
     parser.add_argument("--seeds", default=None, help="training seeds, one round each (e.g. 0,1); overrides --rounds")
     parser.add_argument("--sweep", action="store_true", help="try each method's SWEEP learning rates, keep the best on val")
@@ -186,19 +241,8 @@ def main() -> int:
     data = work / "SynthRS-RSITMD"
     if not (data / "test.json").exists():
         write_synthrs_rsitmd(work, seed=0, split_sizes={"train": train, "val": val, "test": test}, image_size=32)
-    base = work / "tiny-clip"
     fixed = ["train.report_to=[]", "train.resume=false"]
-    if args.pretrain_epochs:
-        pre = work / "pretrain" / "SynthRS-RSITMD"
-        if not (pre / "test.json").exists():
-            write_synthrs_rsitmd(pre.parent, seed=1, split_sizes={"train": train, "val": val, "test": test}, image_size=32,
-                                 n_classes=args.pretrain_classes)
-        pre_files = [f"harma.{k}_file={pre / (k + '.json')}" for k in ("train", "val", "test")]
-        run_child(pre_files + fixed + [f"harma.image_root={pre}", f"model.path={base}", "harma.method=full",
-                                       "train.learning_rate=5e-4", f"train.epochs={args.pretrain_epochs}",
-                                       f"run_dir={work / 'pretrain-run'}"])
-        run_child([str(work / "pretrain-run"), str(base), str(work / "pretrained-clip")], flag="--export")
-        base = work / "pretrained-clip"
+    base = pretrained_base(args, Path(args.cache or work), (train, val, test), fixed)
     common = [f"harma.{k}_file={data / (k + '.json')}" for k in ("train", "val", "test")]
     common += [f"harma.image_root={data}", f"model.path={base}", f"train.epochs={args.epochs}", *fixed]
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [0] * args.rounds
@@ -212,9 +256,16 @@ def main() -> int:
                 results[name].setdefault(lr, []).append(result)
                 print(f"round {round_ + 1} (seed {seed}): {name} lr {lr}: best val mR {best_val(result):.2f} "
                       f"(epoch {result['best_epoch']}), {result['seconds_per_epoch']} s/epoch", flush=True)
-    start = (f"a tiny CLIP fully fine-tuned {args.pretrain_epochs} epochs on another SynthRS draw (seed 1, "
-             f"{args.pretrain_classes} of the 8 classes)"
-             if args.pretrain_epochs else "a tiny random-init CLIP")
+    clip = "a tiny CLIP" if args.width is None else f"a {args.width}-wide tiny CLIP"
+    if not args.pretrain_epochs:
+        start = f"{clip}, random-init"
+    elif args.pretrain_corpus:
+        start = (f"{clip} fully fine-tuned {args.pretrain_epochs} epochs (lr {args.pretrain_lr:g}) on the pretraining "
+                 f"corpus ({args.pretrain_corpus.replace(',', '/')} train/val images, all 8 classes, disjoint images, "
+                 "other captions)")
+    else:
+        start = (f"{clip} fully fine-tuned {args.pretrain_epochs} epochs on another SynthRS draw (seed 1, "
+                 f"{args.pretrain_classes} of the 8 classes)")
     text = (f"SynthRS-RSITMD {train}/{val}/{test} images (train/val/test), every method from {start}, "
             f"{args.epochs} epochs, batch 32, seeds {','.join(map(str, seeds))}, one CPU thread\n\n" + table(results) + "\n")
     if args.sweep:

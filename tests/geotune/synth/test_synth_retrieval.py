@@ -1,13 +1,22 @@
 """`geotune synth` writes SynthRS-RSITMD in the RSITMD layout, learnable from pixels, deterministic."""
 
+import hashlib
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from finetune.retrieval.data import read_eval_split, read_train_pairs
 from geotune.synth import SIZES
-from geotune.synth.retrieval import CLASSES, MARKERS, write_synthrs_rsitmd
+from geotune.synth.retrieval import (
+    CLASSES,
+    MARKERS,
+    PRETRAIN_FOLDER,
+    QUADRANTS,
+    write_synthrs_rsitmd,
+    write_synthrs_rsitmd_pretrain,
+)
 
 
 def test_synthrs_writes_the_rsitmd_layout(synthrs_tiny):
@@ -54,3 +63,49 @@ def test_synthrs_rsitmd_reads_in_both_layouts(synth_rsitmd):
     raw = json.loads((synth_rsitmd / "val.json").read_text())
     assert any(len(set(e["caption"])) < 5 for e in raw)  # exact duplicates, as RSICD has
     assert {"image", "caption", "label_name", "label"} == set(raw[0])
+
+
+def _pixel_hashes(root, split_files):
+    out = set()
+    for name in split_files:
+        entries = json.loads((root / name).read_text())
+        out |= {hashlib.sha256((root / e["image"]).read_bytes()).hexdigest() for e in entries}
+    return out
+
+
+def test_the_pretraining_corpus_is_disjoint_from_the_fine_tuning_set(tmp_path):
+    """Images from its own stream, every class, captions in other templates and other words for the quadrant,
+    so a CLIP pretrained on it starts fine-tuning as GeoRSCLIP starts on RSITMD: it knows the domain, not the set."""
+    sizes = {"train": 60, "val": 20}
+    write_synthrs_rsitmd_pretrain(tmp_path / "pre", seed=0, split_sizes=sizes, image_size=32)
+    pre = tmp_path / "pre" / PRETRAIN_FOLDER
+    train = json.loads((pre / "train.json").read_text())
+    assert len(train) == 5 * 60 and {r["label_name"] for r in train} == set(CLASSES)
+    pre_captions = {r["caption"] for r in train} | {c for e in json.loads((pre / "val.json").read_text())
+                                                    for c in e["caption"]}
+    fine_captions, fine_hashes = set(), set()
+    for seed in (0, 1):
+        write_synthrs_rsitmd(tmp_path / f"ft{seed}", seed=seed, split_sizes={"train": 60, "val": 20, "test": 20},
+                             image_size=32)
+        ft = tmp_path / f"ft{seed}" / "SynthRS-RSITMD"
+        fine_captions |= {r["caption"] for r in json.loads((ft / "train.json").read_text())}
+        fine_hashes |= _pixel_hashes(ft, ("train.json", "val.json", "test.json"))
+    assert not pre_captions & fine_captions
+    assert not any(q in c for c in pre_captions for q in QUADRANTS)  # "upper left", never "top left"
+    assert not _pixel_hashes(pre, ("train.json", "val.json")) & fine_hashes
+    val = json.loads((pre / "val.json").read_text())
+    assert all(len(set(e["caption"])) == 5 for e in val)  # no exact duplicates in the corpus
+    for entry in val:  # what the captions say is in the pixels
+        pixels = np.asarray(Image.open(pre / entry["image"]))
+        colour = next(c for c in MARKERS if f" {c} " in f" {entry['caption'][0]} ")
+        assert (np.abs(pixels.astype(int) - MARKERS[colour]).sum(-1) == 0).sum() >= 8 * 8
+
+
+def test_the_pretraining_corpus_is_deterministic_and_has_train_and_val_only(tmp_path):
+    for name in ("a", "b"):
+        write_synthrs_rsitmd_pretrain(tmp_path / name, seed=2, split_sizes={"train": 3, "val": 2}, image_size=32)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) == 7
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    with pytest.raises(ValueError, match=r"train and val, not \['test'\]"):
+        write_synthrs_rsitmd_pretrain(tmp_path / "c", seed=2, split_sizes={"test": 2}, image_size=32)

@@ -1,0 +1,47 @@
+"""benchmarks/harma_baselines.py: the pretrained base is built once per setting and reused; the pretraining
+run sees only the pretraining corpus. Training is replaced by a stand-in here (the real runs are measured)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import harma_baselines  # noqa: E402
+
+
+def _args(**kw) -> Namespace:
+    return Namespace(**{"width": 64, "pretrain_epochs": 2, "pretrain_corpus": "6,2", "pretrain_lr": 1e-3,
+                        "pretrain_classes": 4, **kw})
+
+
+def test_the_base_is_built_once_per_setting_from_the_corpus(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_child(overrides, flag="--one"):
+        calls.append((flag, overrides))
+        if flag == "--export":  # what export_pretrained writes: a CLIP folder
+            Path(overrides[2]).mkdir(parents=True)
+            (Path(overrides[2]) / "config.json").write_text("{}")
+            return {}
+        return {"seconds_per_epoch": 1.0, "val": [{"mR": 10.0}, {"mR": 20.0}]}
+
+    monkeypatch.setattr(harma_baselines, "run_child", fake_child)
+    fixed = ["train.report_to=[]"]
+    base = harma_baselines.pretrained_base(_args(), tmp_path, (12, 4, 4), fixed)
+    assert base.name == "pretrained-tiny-clip-w64-corpus6x2-e2-lr0.001" and (base / "config.json").exists()
+    assert json.loads((tmp_path / "tiny-clip-w64" / "config.json").read_text())["text_config"]["hidden_size"] == 64
+    (flag, train), (export_flag, _) = calls
+    assert flag == "--one" and export_flag == "--export"
+    corpus = tmp_path / "pretrain-corpus6x2" / "SynthRS-RSITMD-pretrain"
+    assert f"harma.train_file={corpus / 'train.json'}" in train and f"harma.test_file={corpus / 'val.json'}" in train
+    assert {"harma.method=full", "train.learning_rate=0.001", "train.epochs=2", *fixed} <= set(train)
+    assert len(json.loads((corpus / "train.json").read_text())) == 5 * 6
+
+    assert harma_baselines.pretrained_base(_args(), tmp_path, (12, 4, 4), fixed) == base  # cached: no new run
+    assert len(calls) == 2
+    other = harma_baselines.pretrained_base(_args(pretrain_epochs=3), tmp_path, (12, 4, 4), fixed)
+    assert other != base and len(calls) == 4
+    assert harma_baselines.pretrained_base(_args(pretrain_epochs=0), tmp_path, (12, 4, 4), fixed) == tmp_path / "tiny-clip-w64"
