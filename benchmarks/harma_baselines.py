@@ -56,14 +56,25 @@ SWEEP = {
 }
 
 
-def variants(name: str, sweep: bool) -> list[tuple[str | None, list[str]]]:
-    """``(learning rate or None, overrides)`` for each run of a method (one, or its ``SWEEP`` rates)."""
+def parse_lrs(items: list[str]) -> dict[str, list[float]]:
+    """``--lrs lora=3e-3,1e-2 full=1e-3``: learning rates to sweep by method (short names), replacing ``SWEEP``'s."""
+    out = {}
+    for item in items:
+        key, _, rates = item.partition("=")
+        if key not in SHORT or not rates:
+            raise SystemExit(f"--lrs {item!r}: expected METHOD=LR,LR,... with METHOD one of {', '.join(SHORT)}")
+        out[SHORT[key]] = [float(r) for r in rates.split(",")]
+    return out
+
+
+def variants(name: str, sweep: bool, rates: dict[str, list[float]] = SWEEP) -> list[tuple[str | None, list[str]]]:
+    """``(learning rate or None, overrides)`` for each run of a method (one, or its ``rates``)."""
     base = METHODS[name]
-    if not sweep or name not in SWEEP:
+    if not sweep or name not in rates:
         lr = next((o.split("=")[1] for o in base if o.startswith("train.learning_rate=")), None)
         return [(lr, base)]
     fixed = [o for o in base if not o.startswith("train.learning_rate=")]
-    return [(f"{lr:g}", [*fixed, f"train.learning_rate={lr:g}"]) for lr in SWEEP[name]]
+    return [(f"{lr:g}", [*fixed, f"train.learning_rate={lr:g}"]) for lr in rates[name]]
 
 
 def one_run(args) -> None:
@@ -222,6 +233,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="repeats of seed 0 (timing only); see --seeds")
     parser.add_argument("--seeds", default=None, help="training seeds, one round each (e.g. 0,1); overrides --rounds")
     parser.add_argument("--sweep", action="store_true", help="try each method's SWEEP learning rates, keep the best on val")
+    parser.add_argument("--lrs", nargs="*", default=[], metavar="METHOD=LR,LR",
+                        help="with --sweep: these rates for these methods instead of SWEEP's (e.g. full=3e-4,1e-3,3e-3)")
     parser.add_argument("--methods", default=",".join(SHORT), help=f"rows to run, of: {', '.join(SHORT)}")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--images", default="160,40,80", help="SynthRS-RSITMD images: train,val,test")
@@ -234,6 +247,7 @@ def main() -> int:
     if args.export:
         export_pretrained(args)
         return 0
+    rates = {**SWEEP, **parse_lrs(args.lrs)}  # a bad --lrs fails here, before any run
     from geotune.synth.retrieval import write_synthrs_rsitmd
 
     work = Path(args.work or tempfile.mkdtemp(prefix="harma-bench-"))
@@ -250,7 +264,7 @@ def main() -> int:
     results: dict[str, dict[str, list[dict]]] = {name: {} for name in names}
     for round_, seed in enumerate(seeds):
         for name in names:
-            for lr, overrides in variants(name, args.sweep):
+            for lr, overrides in variants(name, args.sweep, rates):
                 run_dir = work / "runs" / f"{list(METHODS).index(name)}-{lr}-{round_}"
                 result = run_child(common + overrides + [f"seed={seed}", f"run_dir={run_dir}"])
                 results[name].setdefault(lr, []).append(result)

@@ -8,6 +8,8 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import harma_baselines  # noqa: E402
 
@@ -45,3 +47,13 @@ def test_the_base_is_built_once_per_setting_from_the_corpus(tmp_path, monkeypatc
     other = harma_baselines.pretrained_base(_args(pretrain_epochs=3), tmp_path, (12, 4, 4), fixed)
     assert other != base and len(calls) == 4
     assert harma_baselines.pretrained_base(_args(pretrain_epochs=0), tmp_path, (12, 4, 4), fixed) == tmp_path / "tiny-clip-w64"
+
+
+def test_lrs_replace_the_sweep_per_method_and_bad_ones_are_named():
+    rates = {**harma_baselines.SWEEP, **harma_baselines.parse_lrs(["full=3e-4,1e-3", "harma=1e-2"])}
+    assert rates["full fine-tuning"] == [3e-4, 1e-3] and rates["HarMA share=text_only"] == [1e-2]
+    assert rates["LoRA r=8 (both towers)"] == harma_baselines.SWEEP["LoRA r=8 (both towers)"]
+    runs = harma_baselines.variants("full fine-tuning", True, rates)
+    assert [lr for lr, _ in runs] == ["0.0003", "0.001"] and "train.learning_rate=0.001" in runs[1][1]
+    with pytest.raises(SystemExit, match="--lrs 'ful=1e-3'.*one of zero-shot"):
+        harma_baselines.parse_lrs(["ful=1e-3"])
