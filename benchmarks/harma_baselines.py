@@ -24,6 +24,7 @@ draw, as HarMA-geo starts from GeoRSCLIP. See docs/harma.md.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -130,14 +131,22 @@ def pretrained_base(args, cache: Path, sizes: tuple[int, int, int], fixed: list[
     folder name holds every setting, so a changed setting builds a new base; same setting, same bytes.
     """
     from finetune.models.tiny import build_tiny_clip
-    from geotune.synth.retrieval import PRETRAIN_FOLDER, write_synthrs_rsitmd, write_synthrs_rsitmd_pretrain
+    from geotune.synth.retrieval import (
+        PRETRAIN_FOLDER,
+        PRETRAIN_QUADRANTS,
+        PRETRAIN_TEMPLATES,
+        write_synthrs_rsitmd,
+        write_synthrs_rsitmd_pretrain,
+    )
 
     init = cache / ("tiny-clip" if args.width is None else f"tiny-clip-w{args.width}")
     if not (init / "config.json").exists():
         build_tiny_clip(init, width=args.width)
     if not args.pretrain_epochs:
         return init
-    corpus = (f"corpus{args.pretrain_corpus.replace(',', 'x')}" if args.pretrain_corpus
+    # The corpus's wording is in its name too: new captions, new corpus and base.
+    wording = hashlib.sha256(repr((PRETRAIN_TEMPLATES, PRETRAIN_QUADRANTS)).encode()).hexdigest()[:6]
+    corpus = (f"corpus{args.pretrain_corpus.replace(',', 'x')}-{wording}" if args.pretrain_corpus
               else f"draw{sizes[0]}-{args.pretrain_classes}cls")
     out = cache / f"pretrained-{init.name}-{corpus}-e{args.pretrain_epochs}-lr{args.pretrain_lr:g}"
     if (out / "config.json").exists():

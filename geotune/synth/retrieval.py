@@ -11,8 +11,8 @@ RSICD does. Layout::
 
 ``write_synthrs_rsitmd_pretrain`` writes the corpus a benchmark pretrains its CLIP on before fine-tuning
 (``SynthRS-RSITMD-pretrain/``, train and val): every class, its own random stream (no image of the
-fine-tuning set), and captions in other templates and other words for the marker's place ("upper
-left", not "top left"), as GeoRSCLIP's RS5M captions are not RSITMD's.
+fine-tuning set), and captions in other templates and other words for the marker's place ("north-west",
+not "top left"), as GeoRSCLIP's RS5M captions are not RSITMD's.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ DUPLICATE_SHARE = 0.25
 
 PRETRAIN_FOLDER = "SynthRS-RSITMD-pretrain"
 # None of these is a fine-tuning template, and the quadrants are named in other words (tested).
-PRETRAIN_QUADRANTS = ("upper left", "upper right", "lower left", "lower right")
+# Compass words, as map-minded RS captions put it: the fine-tuning's "top left" is then a new phrase for a
+# visual feature the pretrained image tower already has, the kind of shift HarMA's adapters are for.
+PRETRAIN_QUADRANTS = ("north-west", "north-east", "south-west", "south-east")
 PRETRAIN_TEMPLATES = (
     "satellite photo of {cls} land, {colour} patch toward the {pos}",
     "{cls} seen from above, with a {colour} tile near its {pos} corner",

@@ -13,7 +13,7 @@ from geotune.synth.retrieval import (
     CLASSES,
     MARKERS,
     PRETRAIN_FOLDER,
-    QUADRANTS,
+    PRETRAIN_QUADRANTS,
     write_synthrs_rsitmd,
     write_synthrs_rsitmd_pretrain,
 )
@@ -91,7 +91,8 @@ def test_the_pretraining_corpus_is_disjoint_from_the_fine_tuning_set(tmp_path):
         fine_captions |= {r["caption"] for r in json.loads((ft / "train.json").read_text())}
         fine_hashes |= _pixel_hashes(ft, ("train.json", "val.json", "test.json"))
     assert not pre_captions & fine_captions
-    assert not any(q in c for c in pre_captions for q in QUADRANTS)  # "upper left", never "top left"
+    assert not any(word in c.split() for c in pre_captions for word in ("top", "bottom", "left", "right"))
+    assert all(any(q in c for q in PRETRAIN_QUADRANTS) for c in pre_captions)  # "north-west", never "top left"
     assert not _pixel_hashes(pre, ("train.json", "val.json")) & fine_hashes
     val = json.loads((pre / "val.json").read_text())
     assert all(len(set(e["caption"])) == 5 for e in val)  # no exact duplicates in the corpus
