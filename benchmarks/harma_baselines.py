@@ -132,6 +132,7 @@ def pretrained_base(args, cache: Path, sizes: tuple[int, int, int], fixed: list[
     """
     from finetune.models.tiny import build_tiny_clip
     from geotune.synth.retrieval import (
+        PRETRAIN_CLASS_WORDS,
         PRETRAIN_FOLDER,
         PRETRAIN_QUADRANTS,
         PRETRAIN_TEMPLATES,
@@ -145,7 +146,7 @@ def pretrained_base(args, cache: Path, sizes: tuple[int, int, int], fixed: list[
     if not args.pretrain_epochs:
         return init
     # The corpus's wording is in its name too: new captions, new corpus and base.
-    wording = hashlib.sha256(repr((PRETRAIN_TEMPLATES, PRETRAIN_QUADRANTS)).encode()).hexdigest()[:6]
+    wording = hashlib.sha256(repr((PRETRAIN_TEMPLATES, PRETRAIN_QUADRANTS, PRETRAIN_CLASS_WORDS)).encode()).hexdigest()[:6]
     corpus = (f"corpus{args.pretrain_corpus.replace(',', 'x')}-{wording}" if args.pretrain_corpus
               else f"draw{sizes[0]}-{args.pretrain_classes}cls")
     out = cache / f"pretrained-{init.name}-{corpus}-e{args.pretrain_epochs}-lr{args.pretrain_lr:g}"
@@ -277,6 +278,7 @@ def main() -> int:
                 run_dir = work / "runs" / f"{list(METHODS).index(name)}-{lr}-{round_}"
                 result = run_child(common + overrides + [f"seed={seed}", f"run_dir={run_dir}"])
                 results[name].setdefault(lr, []).append(result)
+                (work / "results.json").write_text(json.dumps(results, indent=1))  # after each run: a cut run keeps its rows
                 print(f"round {round_ + 1} (seed {seed}): {name} lr {lr}: best val mR {best_val(result):.2f} "
                       f"(epoch {result['best_epoch']}), {result['seconds_per_epoch']} s/epoch", flush=True)
     clip = "a tiny CLIP" if args.width is None else f"a {args.width}-wide tiny CLIP"
@@ -296,7 +298,6 @@ def main() -> int:
     print(text)
     if args.out:
         Path(args.out).write_text(text)
-    (work / "results.json").write_text(json.dumps(results, indent=1))
     return 0
 
 

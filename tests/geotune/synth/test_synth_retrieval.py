@@ -12,6 +12,7 @@ from geotune.synth import SIZES
 from geotune.synth.retrieval import (
     CLASSES,
     MARKERS,
+    PRETRAIN_CLASS_WORDS,
     PRETRAIN_FOLDER,
     PRETRAIN_QUADRANTS,
     write_synthrs_rsitmd,
@@ -93,6 +94,9 @@ def test_the_pretraining_corpus_is_disjoint_from_the_fine_tuning_set(tmp_path):
     assert not pre_captions & fine_captions
     assert not any(word in c.split() for c in pre_captions for word in ("top", "bottom", "left", "right"))
     assert all(any(q in c for q in PRETRAIN_QUADRANTS) for c in pre_captions)  # "north-west", never "top left"
+    for row in train:  # half the classes by another name, the others by theirs
+        assert PRETRAIN_CLASS_WORDS.get(row["label_name"], row["label_name"]) in row["caption"]
+        assert row["label_name"] not in PRETRAIN_CLASS_WORDS or row["label_name"] not in row["caption"]
     assert not _pixel_hashes(pre, ("train.json", "val.json")) & fine_hashes
     val = json.loads((pre / "val.json").read_text())
     assert all(len(set(e["caption"])) == 5 for e in val)  # no exact duplicates in the corpus
