@@ -58,3 +58,25 @@ def test_lrs_replace_the_sweep_per_method_and_bad_ones_are_named():
     assert [lr for lr, _ in runs] == ["0.0003", "0.001"] and "train.learning_rate=0.001" in runs[1][1]
     with pytest.raises(SystemExit, match="--lrs 'ful=1e-3'.*one of zero-shot"):
         harma_baselines.parse_lrs(["ful=1e-3"])
+
+
+def test_word_groups_split_the_val_queries_by_class_name(tiny_clip, synth_rsitmd):
+    """harma_word_groups: the two groups' query counts add up to the split, and one group holding every
+    class scores what the whole split scores."""
+    import harma_word_groups
+
+    from eval.retrieval import recall_at_k
+    from finetune.retrieval.backbone import embed_split, load_backbone
+    from finetune.retrieval.data import read_eval_split
+    from finetune.retrieval.model import build_retrieval_model
+
+    split = read_eval_split(synth_rsitmd / "val.json", str(synth_rsitmd))
+    labels = [e["label_name"] for e in json.loads((synth_rsitmd / "val.json").read_text())]
+    backbone = load_backbone(tiny_clip)
+    model = build_retrieval_model(backbone.clip, "zeroshot").eval()
+    everything = harma_word_groups.group_scores(model, backbone, split, labels, renamed=set(labels))
+    images, texts = embed_split(model, backbone, split)
+    assert set(everything) == {"renamed"}
+    assert everything["renamed"] == recall_at_k((images @ texts.t()).numpy(), split.img2txt, split.txt2img)["mR"]
+    halves = harma_word_groups.group_scores(model, backbone, split, labels, renamed={labels[0]})
+    assert 0 <= halves["renamed"] <= 100 and 0 <= halves["same name"] <= 100

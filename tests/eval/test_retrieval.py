@@ -43,3 +43,17 @@ def test_chance_level_on_random_embeddings():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="3 images"):
         recall_at_k(np.zeros((2, 4)), [[0], [1], [2]], [0, 1, 2, 2])
+
+
+def test_queries_score_one_group_against_the_whole_gallery():
+    """The matrix above, image 1 alone as query: its i2t rank 1 and its captions' t2i (7, 8, 9 right; 6, 7 wrong)."""
+    img2txt = [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    txt2img = [0] * 5 + [1] * 5
+    sims = np.zeros((2, 10))
+    sims[0] = [0.1, 0.2, 0.3, 0.8, 0.15, 0.05, 0.5, 0.9, 0.05, 0.05]
+    sims[1] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.1, 0.1, 0.1, 0.95]
+    one = recall_at_k(sims, img2txt, txt2img, queries=[1])
+    assert (one["i2t_r1"], one["t2i_r1"], one["t2i_r5"]) == (100.0, 60.0, 100.0)
+    zero = recall_at_k(sims, img2txt, txt2img, queries=[0])
+    assert (zero["i2t_r1"], zero["i2t_r5"], zero["t2i_r1"]) == (0.0, 100.0, 100.0)
+    assert recall_at_k(sims, img2txt, txt2img, queries=[0, 1]) == recall_at_k(sims, img2txt, txt2img)
