@@ -1,10 +1,15 @@
 """HarMA vs its baselines on SynthRS-RSITMD, one table: zero-shot, last-layer probe, LoRA (peft, both
-towers), full fine-tuning, HarMA (share text_only, both). Trainable parameters, train time per epoch,
-peak RSS, val-selected test mR.
+towers), full fine-tuning, HarMA (share text_only, both; r=24). Trainable parameters, train time per
+epoch, peak RSS, val-selected test mR.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/harma_baselines.py --images 120,60,100 --epochs 5 \
-        --pretrain-epochs 8 --pretrain-classes 4 --rounds 2
-    # each method at its own learning rate chosen on val, over two training seeds:
+    # HarMA's regime (docs/harma.md): a 128-wide CLIP pretrained on a disjoint all-class corpus, each
+    # method's learning rate chosen on val over two seeds:
+    OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/harma_baselines.py --images 120,60,100 --width 128 \
+        --pretrain-corpus 1000,100 --pretrain-epochs 10 --pretrain-lr 1e-3 --epochs 10 --seeds 0,1 --sweep \
+        --methods zero-shot,lora,full,harma,harma_both,harma_both_r24 --lrs lora=3e-3,1e-2,3e-2 \
+        full=3e-4,1e-3,3e-3 harma=3e-3,1e-2,3e-2 harma_both=3e-3,1e-2,3e-2,1e-1 harma_both_r24=1e-2,3e-2,1e-1 \
+        --work runs/harma-bench
+    # earlier: the default 32/48-wide CLIP pretrained on 4 of the 8 classes:
     OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/harma_baselines.py --images 120,60,100 --epochs 12 \
         --pretrain-epochs 8 --pretrain-classes 4 --seeds 0,1 --sweep --methods zero-shot,lora,full,harma
 
@@ -14,11 +19,13 @@ methods; times are medians over rounds, with each method's ratio to full fine-tu
 round. mR is the test score of the epoch chosen on val. With ``--rounds`` every round repeats seed 0
 (mR does not vary; the rounds only repeat the timing); with ``--seeds`` round k trains with seed k
 (adapter init, batch order, augmentations; the data stay the same), so mR varies too. With ``--sweep``
-each method trains at every learning rate of ``SWEEP`` and the table keeps, per method, the rate with the
-highest mean best-val mR over the seeds: test scores are never looked at to choose.
+each method trains at every learning rate of ``SWEEP`` (or ``--lrs``) and the table keeps, per method,
+the rate with the highest mean best-val mR over the seeds: test scores are never looked at to choose.
 Without ``--pretrain-epochs`` the backbone is random-init (what each method learns from scratch, not
-HarMA's setting); with it, every method starts from a tiny CLIP retrieval-tuned on a narrower SynthRS
-draw, as HarMA-geo starts from GeoRSCLIP. See docs/harma.md.
+HarMA's setting). With it, every method starts from a tiny CLIP fully fine-tuned first: on
+``--pretrain-corpus`` (all classes, images disjoint from the fine-tuning set, captions in other words, as
+HarMA-geo starts from GeoRSCLIP), or else on a SynthRS draw of ``--pretrain-classes`` classes. The base is
+cached per setting (``pretrained_base``). See docs/harma.md.
 """
 
 from __future__ import annotations
