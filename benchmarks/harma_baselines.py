@@ -1,10 +1,15 @@
 """HarMA vs its baselines on SynthRS-RSITMD, one table: zero-shot, last-layer probe, LoRA (peft, both
-towers), full fine-tuning, HarMA (share text_only, both). Trainable parameters, train time per epoch,
-peak RSS, val-selected test mR.
+towers), full fine-tuning, HarMA (share text_only, both; r=24). Trainable parameters, train time per
+epoch, peak RSS, val-selected test mR.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/harma_baselines.py --images 120,60,100 --epochs 5 \
-        --pretrain-epochs 8 --pretrain-classes 4 --rounds 2
-    # each method at its own learning rate chosen on val, over two training seeds:
+    # HarMA's regime (docs/harma.md): a 128-wide CLIP pretrained on a disjoint all-class corpus, each
+    # method's learning rate chosen on val over two seeds:
+    OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/harma_baselines.py --images 120,60,100 --width 128 \
+        --pretrain-corpus 1000,100 --pretrain-epochs 10 --pretrain-lr 1e-3 --epochs 10 --seeds 0,1 --sweep \
+        --methods zero-shot,lora,full,harma,harma_both,harma_both_r24 --lrs lora=3e-3,1e-2,3e-2 \
+        full=3e-4,1e-3,3e-3 harma=3e-3,1e-2,3e-2 harma_both=3e-3,1e-2,3e-2,1e-1 harma_both_r24=1e-2,3e-2,1e-1 \
+        --work runs/harma-bench
+    # earlier: the default 32/48-wide CLIP pretrained on 4 of the 8 classes:
     OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python benchmarks/harma_baselines.py --images 120,60,100 --epochs 12 \
         --pretrain-epochs 8 --pretrain-classes 4 --seeds 0,1 --sweep --methods zero-shot,lora,full,harma
 
@@ -14,16 +19,19 @@ methods; times are medians over rounds, with each method's ratio to full fine-tu
 round. mR is the test score of the epoch chosen on val. With ``--rounds`` every round repeats seed 0
 (mR does not vary; the rounds only repeat the timing); with ``--seeds`` round k trains with seed k
 (adapter init, batch order, augmentations; the data stay the same), so mR varies too. With ``--sweep``
-each method trains at every learning rate of ``SWEEP`` and the table keeps, per method, the rate with the
-highest mean best-val mR over the seeds: test scores are never looked at to choose.
+each method trains at every learning rate of ``SWEEP`` (or ``--lrs``) and the table keeps, per method,
+the rate with the highest mean best-val mR over the seeds: test scores are never looked at to choose.
 Without ``--pretrain-epochs`` the backbone is random-init (what each method learns from scratch, not
-HarMA's setting); with it, every method starts from a tiny CLIP retrieval-tuned on a narrower SynthRS
-draw, as HarMA-geo starts from GeoRSCLIP. See docs/harma.md.
+HarMA's setting). With it, every method starts from a tiny CLIP fully fine-tuned first: on
+``--pretrain-corpus`` (all classes, images disjoint from the fine-tuning set, captions in other words, as
+HarMA-geo starts from GeoRSCLIP), or else on a SynthRS draw of ``--pretrain-classes`` classes. The base is
+cached per setting (``pretrained_base``). See docs/harma.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -42,10 +50,14 @@ METHODS = {  # row -> recipe overrides
     "full fine-tuning": ["harma.method=full", "train.learning_rate=2e-3"],
     "HarMA share=text_only": ["harma.method=harma", "harma.share=text_only", "train.learning_rate=3e-2"],
     "HarMA share=both": ["harma.method=harma", "harma.share=both", "train.learning_rate=3e-2"],
+    # On the 128-wide CLIP, r=24 trains 3.9 % of the parameters, HarMA's share on ViT-B/32 (3.8 %); r=16 trains 2.4 %.
+    "HarMA share=both r=24": ["harma.method=harma", "harma.share=both", "harma.bottleneck=24", "harma.heads=4",
+                              "train.learning_rate=3e-2"],
 }
 # --methods names a row by a short key.
 SHORT = {"zero-shot": "zero-shot", "probe": "probe (last layer)", "lora": "LoRA r=8 (both towers)",
-         "full": "full fine-tuning", "harma": "HarMA share=text_only", "harma_both": "HarMA share=both"}
+         "full": "full fine-tuning", "harma": "HarMA share=text_only", "harma_both": "HarMA share=both",
+         "harma_both_r24": "HarMA share=both r=24"}
 # --sweep: the learning rates tried per method, around the best of the 5-epoch search (a rate at each side).
 SWEEP = {
     "probe (last layer)": [1e-2, 3e-2],
@@ -56,14 +68,25 @@ SWEEP = {
 }
 
 
-def variants(name: str, sweep: bool) -> list[tuple[str | None, list[str]]]:
-    """``(learning rate or None, overrides)`` for each run of a method (one, or its ``SWEEP`` rates)."""
+def parse_lrs(items: list[str]) -> dict[str, list[float]]:
+    """``--lrs lora=3e-3,1e-2 full=1e-3``: learning rates to sweep by method (short names), replacing ``SWEEP``'s."""
+    out = {}
+    for item in items:
+        key, _, rates = item.partition("=")
+        if key not in SHORT or not rates:
+            raise SystemExit(f"--lrs {item!r}: expected METHOD=LR,LR,... with METHOD one of {', '.join(SHORT)}")
+        out[SHORT[key]] = [float(r) for r in rates.split(",")]
+    return out
+
+
+def variants(name: str, sweep: bool, rates: dict[str, list[float]] = SWEEP) -> list[tuple[str | None, list[str]]]:
+    """``(learning rate or None, overrides)`` for each run of a method (one, or its ``rates``)."""
     base = METHODS[name]
-    if not sweep or name not in SWEEP:
+    if not sweep or name not in rates:
         lr = next((o.split("=")[1] for o in base if o.startswith("train.learning_rate=")), None)
         return [(lr, base)]
     fixed = [o for o in base if not o.startswith("train.learning_rate=")]
-    return [(f"{lr:g}", [*fixed, f"train.learning_rate={lr:g}"]) for lr in SWEEP[name]]
+    return [(f"{lr:g}", [*fixed, f"train.learning_rate={lr:g}"]) for lr in rates[name]]
 
 
 def one_run(args) -> None:
@@ -96,8 +119,10 @@ def export_pretrained(args) -> None:
     shutil.copy(base / "preprocessor_config.json", out / "preprocessor_config.json")
 
 
-# The children import this checkout's packages, not an installed copy of geotune elsewhere.
-PYTHONPATH = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])
+# This process and its children import this checkout's packages, not an installed copy of geotune elsewhere.
+ROOT = str(Path(__file__).resolve().parents[1])
+PYTHONPATH = os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])
+sys.path.insert(0, ROOT)
 
 
 def run_child(overrides: list[str], flag: str = "--one") -> dict:
@@ -106,6 +131,61 @@ def run_child(overrides: list[str], flag: str = "--one") -> dict:
     if out.returncode:
         raise RuntimeError(f"run {overrides} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1]) if flag == "--one" else {}
+
+
+def pretrained_base(args, cache: Path, sizes: tuple[int, int, int], fixed: list[str]) -> Path:
+    """The backbone every method starts from, built once per setting under ``cache`` and reused.
+
+    Random-init without ``--pretrain-epochs``. With ``--pretrain-corpus`` it is fully fine-tuned on the
+    pretraining corpus (all classes, disjoint images, other captions: HarMA's GeoRSCLIP regime); otherwise
+    on another SynthRS draw (seed 1) with ``--pretrain-classes`` of the 8 classes (the earlier proxy). The
+    folder name holds every setting, so a changed setting builds a new base; same setting, same bytes.
+    """
+    from finetune.models.tiny import build_tiny_clip
+    from geotune.synth.retrieval import (
+        PRETRAIN_CLASS_WORDS,
+        PRETRAIN_FOLDER,
+        PRETRAIN_QUADRANTS,
+        PRETRAIN_TEMPLATES,
+        write_synthrs_rsitmd,
+        write_synthrs_rsitmd_pretrain,
+    )
+
+    init = cache / ("tiny-clip" if args.width is None else f"tiny-clip-w{args.width}")
+    if not (init / "config.json").exists():
+        build_tiny_clip(init, width=args.width)
+    if not args.pretrain_epochs:
+        return init
+    # The corpus's wording is in its name too: new captions, new corpus and base.
+    wording = hashlib.sha256(repr((PRETRAIN_TEMPLATES, PRETRAIN_QUADRANTS, PRETRAIN_CLASS_WORDS)).encode()).hexdigest()[:6]
+    corpus = (f"corpus{args.pretrain_corpus.replace(',', 'x')}-{wording}" if args.pretrain_corpus
+              else f"draw{sizes[0]}-{args.pretrain_classes}cls")
+    out = cache / f"pretrained-{init.name}-{corpus}-e{args.pretrain_epochs}-lr{args.pretrain_lr:g}"
+    if (out / "config.json").exists():
+        print(f"pretrained base: {out} (cached)", flush=True)
+        return out
+    if args.pretrain_corpus:
+        n_train, n_val = (int(x) for x in args.pretrain_corpus.split(","))
+        pre = cache / f"pretrain-{corpus}" / PRETRAIN_FOLDER
+        if not (pre / "val.json").exists():
+            write_synthrs_rsitmd_pretrain(pre.parent, seed=0, split_sizes={"train": n_train, "val": n_val}, image_size=32)
+        files = {"train": pre / "train.json", "val": pre / "val.json", "test": pre / "val.json"}  # its own val, twice
+    else:
+        pre = cache / f"pretrain-{corpus}" / "SynthRS-RSITMD"
+        if not (pre / "test.json").exists():
+            write_synthrs_rsitmd(pre.parent, seed=1, split_sizes=dict(zip(("train", "val", "test"), sizes, strict=True)),
+                                 image_size=32, n_classes=args.pretrain_classes)
+        files = {k: pre / f"{k}.json" for k in ("train", "val", "test")}
+    run_dir = cache / f"{out.name}-run"
+    result = run_child([f"harma.{k}_file={v}" for k, v in files.items()] + fixed + [
+        f"harma.image_root={pre}", f"model.path={init}", "harma.method=full", f"train.learning_rate={args.pretrain_lr:g}",
+        f"train.epochs={args.pretrain_epochs}", f"run_dir={run_dir}"])
+    tmp = out.with_name(out.name + ".tmp")
+    run_child([str(run_dir), str(init), str(tmp)], flag="--export")
+    tmp.rename(out)
+    curve = ", ".join(f"{v['mR']:.1f}" for v in result["val"])
+    print(f"pretrained base: {out}: {result['seconds_per_epoch']} s/epoch, its val mR by epoch {curve}", flush=True)
+    return out
 
 
 def best_val(run: dict) -> float:
@@ -164,9 +244,18 @@ def main() -> int:
     parser.add_argument("--pretrain-classes", type=int, default=4,
                         help="classes of the pretraining draw (of 8): the target then holds classes the backbone "
                              "has never seen, a domain shift to adapt to")
+    parser.add_argument("--pretrain-corpus", default=None,
+                        help="train,val images of the pretraining corpus (all classes, images disjoint from the "
+                             "fine-tuning set, captions in other words); without it, --pretrain-classes' SynthRS draw")
+    parser.add_argument("--pretrain-lr", type=float, default=5e-4, help="learning rate of the pretraining (full FT)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="tiny CLIP width, both towers (geotune tiny-model --width); default text 32, vision 48")
+    parser.add_argument("--cache", default=None, help="folder of the built backbones, reused across runs (default: --work)")
     parser.add_argument("--rounds", type=int, default=2, help="repeats of seed 0 (timing only); see --seeds")
     parser.add_argument("--seeds", default=None, help="training seeds, one round each (e.g. 0,1); overrides --rounds")
     parser.add_argument("--sweep", action="store_true", help="try each method's SWEEP learning rates, keep the best on val")
+    parser.add_argument("--lrs", nargs="*", default=[], metavar="METHOD=LR,LR",
+                        help="with --sweep: these rates for these methods instead of SWEEP's (e.g. full=3e-4,1e-3,3e-3)")
     parser.add_argument("--methods", default=",".join(SHORT), help=f"rows to run, of: {', '.join(SHORT)}")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--images", default="160,40,80", help="SynthRS-RSITMD images: train,val,test")
@@ -179,6 +268,7 @@ def main() -> int:
     if args.export:
         export_pretrained(args)
         return 0
+    rates = {**SWEEP, **parse_lrs(args.lrs)}  # a bad --lrs fails here, before any run
     from geotune.synth.retrieval import write_synthrs_rsitmd
 
     work = Path(args.work or tempfile.mkdtemp(prefix="harma-bench-"))
@@ -186,19 +276,8 @@ def main() -> int:
     data = work / "SynthRS-RSITMD"
     if not (data / "test.json").exists():
         write_synthrs_rsitmd(work, seed=0, split_sizes={"train": train, "val": val, "test": test}, image_size=32)
-    base = work / "tiny-clip"
     fixed = ["train.report_to=[]", "train.resume=false"]
-    if args.pretrain_epochs:
-        pre = work / "pretrain" / "SynthRS-RSITMD"
-        if not (pre / "test.json").exists():
-            write_synthrs_rsitmd(pre.parent, seed=1, split_sizes={"train": train, "val": val, "test": test}, image_size=32,
-                                 n_classes=args.pretrain_classes)
-        pre_files = [f"harma.{k}_file={pre / (k + '.json')}" for k in ("train", "val", "test")]
-        run_child(pre_files + fixed + [f"harma.image_root={pre}", f"model.path={base}", "harma.method=full",
-                                       "train.learning_rate=5e-4", f"train.epochs={args.pretrain_epochs}",
-                                       f"run_dir={work / 'pretrain-run'}"])
-        run_child([str(work / "pretrain-run"), str(base), str(work / "pretrained-clip")], flag="--export")
-        base = work / "pretrained-clip"
+    base = pretrained_base(args, Path(args.cache or work), (train, val, test), fixed)
     common = [f"harma.{k}_file={data / (k + '.json')}" for k in ("train", "val", "test")]
     common += [f"harma.image_root={data}", f"model.path={base}", f"train.epochs={args.epochs}", *fixed]
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [0] * args.rounds
@@ -206,15 +285,23 @@ def main() -> int:
     results: dict[str, dict[str, list[dict]]] = {name: {} for name in names}
     for round_, seed in enumerate(seeds):
         for name in names:
-            for lr, overrides in variants(name, args.sweep):
+            for lr, overrides in variants(name, args.sweep, rates):
                 run_dir = work / "runs" / f"{list(METHODS).index(name)}-{lr}-{round_}"
                 result = run_child(common + overrides + [f"seed={seed}", f"run_dir={run_dir}"])
                 results[name].setdefault(lr, []).append(result)
+                (work / "results.json").write_text(json.dumps(results, indent=1))  # after each run: a cut run keeps its rows
                 print(f"round {round_ + 1} (seed {seed}): {name} lr {lr}: best val mR {best_val(result):.2f} "
                       f"(epoch {result['best_epoch']}), {result['seconds_per_epoch']} s/epoch", flush=True)
-    start = (f"a tiny CLIP fully fine-tuned {args.pretrain_epochs} epochs on another SynthRS draw (seed 1, "
-             f"{args.pretrain_classes} of the 8 classes)"
-             if args.pretrain_epochs else "a tiny random-init CLIP")
+    clip = "a tiny CLIP" if args.width is None else f"a {args.width}-wide tiny CLIP"
+    if not args.pretrain_epochs:
+        start = f"{clip}, random-init"
+    elif args.pretrain_corpus:
+        start = (f"{clip} fully fine-tuned {args.pretrain_epochs} epochs (lr {args.pretrain_lr:g}) on the pretraining "
+                 f"corpus ({args.pretrain_corpus.replace(',', '/')} train/val images, all 8 classes, disjoint images, "
+                 "other captions)")
+    else:
+        start = (f"{clip} fully fine-tuned {args.pretrain_epochs} epochs on another SynthRS draw (seed 1, "
+                 f"{args.pretrain_classes} of the 8 classes)")
     text = (f"SynthRS-RSITMD {train}/{val}/{test} images (train/val/test), every method from {start}, "
             f"{args.epochs} epochs, batch 32, seeds {','.join(map(str, seeds))}, one CPU thread\n\n" + table(results) + "\n")
     if args.sweep:
@@ -222,7 +309,6 @@ def main() -> int:
     print(text)
     if args.out:
         Path(args.out).write_text(text)
-    (work / "results.json").write_text(json.dumps(results, indent=1))
     return 0
 
 

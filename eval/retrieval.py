@@ -23,12 +23,14 @@ KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mR")
 
 
 def recall_at_k(sims: np.ndarray, img2txt: Sequence[Sequence[int]], txt2img: Sequence[int],
-                ks: Sequence[int] = KS) -> dict[str, float]:
+                ks: Sequence[int] = KS, queries: Sequence[int] | None = None) -> dict[str, float]:
     """Recall in percent from an ``[images, captions]`` similarity matrix.
 
     Image-to-text: an image's rank is the best rank among its ground-truth captions (best of 5).
     Text-to-image: a caption's rank is the rank of its one image. ``R@K`` = share of queries with
     rank < K; ``mR`` = mean of the six values. Ties count against the query (stable sort, as argsort).
+    ``queries``: only these images and their captions are scored as queries, against the whole
+    gallery (the recall of one group of a split, e.g. one class).
     """
     sims = np.asarray(sims, dtype=np.float64)
     n_img, n_txt = sims.shape
@@ -45,6 +47,9 @@ def recall_at_k(sims: np.ndarray, img2txt: Sequence[Sequence[int]], txt2img: Seq
     for t in range(n_txt):
         order = np.argsort(-sims[:, t], kind="stable")
         t2i_rank[t] = int(np.where(order == txt2img[t])[0][0])
+    if queries is not None:
+        i2t_rank = i2t_rank[list(queries)]
+        t2i_rank = t2i_rank[np.isin(np.asarray(txt2img), list(queries))]
     out = {}
     for k in ks:
         out[f"i2t_r{k}"] = 100.0 * float((i2t_rank < k).mean())

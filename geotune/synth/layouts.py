@@ -21,7 +21,7 @@ from geotune.synth.vqa import draw_lr_scene, lr_questions
 STREAMS = {"ucmerced": 1, "aid": 2, "lr_test": 3, "lr_val": 4, "lr_train": 5, "bench": 6,
            "retrieval_test": 7, "retrieval_val": 8, "retrieval_train": 12,
            "pool": 10, "pool_plan": 11, "general_train": 20, "general_test": 21, "learnability": 30,
-           "pretrain": 40}  # fmt: skip
+           "pretrain": 40, "retrieval_pretrain": 41}  # fmt: skip
 
 CLASSIFY = "Classify the given image in one of the following classes. Classes: {classes}. \nAnswer in one word or a short phrase."
 VQA_SUFFIX = " Answer the question using a single word or phrase."

@@ -8,7 +8,7 @@ import pytest
 from eval.retrieval import KEYS, recall_at_k
 
 
-def test_recall_on_a_hand_built_matrix_with_best_of_five():
+def _hand_built():
     # 2 images x 10 captions; image 0 owns captions 0-4, image 1 owns 5-9.
     img2txt = [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     txt2img = [0] * 5 + [1] * 5
@@ -17,6 +17,11 @@ def test_recall_on_a_hand_built_matrix_with_best_of_five():
     sims[0] = [0.1, 0.2, 0.3, 0.8, 0.15, 0.05, 0.5, 0.9, 0.05, 0.05]
     # Image 1: its own caption 9 ranks first.
     sims[1] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.1, 0.1, 0.1, 0.95]
+    return sims, img2txt, txt2img
+
+
+def test_recall_on_a_hand_built_matrix_with_best_of_five():
+    sims, img2txt, txt2img = _hand_built()
     r = recall_at_k(sims, img2txt, txt2img)
     assert (r["i2t_r1"], r["i2t_r5"], r["i2t_r10"]) == (50.0, 100.0, 100.0)
     # Text->image among 2 images: captions 6 and 7 (image 1's) score higher with image 0 -> 8 of 10 right.
@@ -43,3 +48,13 @@ def test_chance_level_on_random_embeddings():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="3 images"):
         recall_at_k(np.zeros((2, 4)), [[0], [1], [2]], [0, 1, 2, 2])
+
+
+def test_queries_score_one_group_against_the_whole_gallery():
+    """Image 1 alone as query: its i2t rank is 1, and 3 of its 5 captions rank it first (6 and 7 prefer image 0)."""
+    sims, img2txt, txt2img = _hand_built()
+    one = recall_at_k(sims, img2txt, txt2img, queries=[1])
+    assert (one["i2t_r1"], one["t2i_r1"], one["t2i_r5"]) == (100.0, 60.0, 100.0)
+    zero = recall_at_k(sims, img2txt, txt2img, queries=[0])
+    assert (zero["i2t_r1"], zero["i2t_r5"], zero["t2i_r1"]) == (0.0, 100.0, 100.0)
+    assert recall_at_k(sims, img2txt, txt2img, queries=[0, 1]) == recall_at_k(sims, img2txt, txt2img)

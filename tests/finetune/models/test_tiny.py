@@ -1,11 +1,14 @@
 import hashlib
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText, AutoProcessor, CLIPModel
 
-from finetune.models.tiny import IMAGE_TOKENS, build_tiny_internvl
+from finetune.models.tiny import IMAGE_TOKENS, build_tiny_clip, build_tiny_internvl
+from finetune.retrieval.backbone import load_backbone
+from finetune.retrieval.model import build_retrieval_model, parameter_counts
 
 
 def _digest(folder):
@@ -53,3 +56,19 @@ def test_text_overrides_widen_the_text_model(tmp_path):
     assert len(AutoProcessor.from_pretrained(path).tokenizer) < 1024
     ids = torch.tensor([[1, 2, 3]])
     assert model(input_ids=ids).logits.shape == (1, 3, 1024)
+
+
+def test_a_wide_tiny_clip_has_vit_b_proportions_and_harma_under_5_percent(tmp_path):
+    """`--width 128`: both towers 128-d, MLPs 4x, 32-d heads (ViT-B/32's proportions, 768 = 12 x 64 aside),
+    so HarMA's r=16 adapters are under 5 % of the parameters as on ViT-B/32 (3.8 %); the default is 11.5 %."""
+    path = build_tiny_clip(tmp_path / "w128", width=128)
+    config = CLIPModel.from_pretrained(path).config
+    for tower in (config.text_config, config.vision_config):
+        assert (tower.hidden_size, tower.intermediate_size, tower.num_attention_heads) == (128, 512, 4)
+    assert config.projection_dim == 128
+    counts = parameter_counts(build_retrieval_model(load_backbone(path).clip, "harma", bottleneck=16, heads=2))
+    assert counts["trainable_share"] < 0.05 and counts["total_params"] > 900_000
+    again = build_tiny_clip(tmp_path / "again", width=128)
+    assert _digest(again)["model.safetensors"] == _digest(path)["model.safetensors"]
+    with pytest.raises(ValueError, match="multiple of 32"):
+        build_tiny_clip(tmp_path / "odd", width=100)

@@ -12,18 +12,6 @@ def test_pre_caption_is_harmas():
     assert pre_caption(" ".join(["w"] * 40)) == " ".join(["w"] * 30)
 
 
-def test_synthrs_rsitmd_reads_in_both_layouts(synth_rsitmd):
-    pairs = read_train_pairs(synth_rsitmd / "train.json", str(synth_rsitmd))
-    assert len(pairs) == 5 * 48 and sorted(set(pairs.image_ids)) == list(range(48))
-    assert pairs.images[0].startswith("train/") and pairs.image_ids[:5] == [0] * 5
-    test = read_eval_split(synth_rsitmd / "test.json", str(synth_rsitmd))
-    assert len(test.images) == 16 and len(test.captions) == 80
-    assert test.img2txt[3] == [15, 16, 17, 18, 19] and test.txt2img[17] == 3
-    raw = json.loads((synth_rsitmd / "val.json").read_text())
-    assert any(len(set(e["caption"])) < 5 for e in raw)  # exact duplicates, as RSICD has
-    assert {"image", "caption", "label_name", "label"} == set(raw[0])
-
-
 def _write(tmp_path, rows, name="train.json"):
     path = tmp_path / name
     path.write_text(json.dumps(rows, indent=1))
