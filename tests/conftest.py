@@ -53,8 +53,17 @@ def tiny_clip(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def rsitmd_files(tmp_path_factory):
+    """An RSITMD-layout folder written without geotune (48 train / 16 val / 16 test images), for library tests."""
+    from rsitmd_files import write_rsitmd_files
+
+    return write_rsitmd_files(tmp_path_factory.mktemp("rsitmd"), {"train": 48, "val": 16, "test": 16})
+
+
+@pytest.fixture(scope="session")
 def synth_rsitmd(tmp_path_factory):
-    """Folder of SynthRS-RSITMD (48 train / 16 val / 16 test images, RSITMD layout)."""
+    """Folder of SynthRS-RSITMD (48 train / 16 val / 16 test images, RSITMD layout). The app's data: only
+    tests/geotune and tests/benchmarks use it (tests/geotune/test_architecture.py checks)."""
     from geotune.synth.retrieval import write_synthrs_rsitmd
 
     root = tmp_path_factory.mktemp("synthrs")

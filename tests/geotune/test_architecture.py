@@ -80,6 +80,38 @@ def test_library_tests_import_nothing_above_their_layer(package):
     assert _imports_of(_python_files(f"tests/{package}"), ABOVE[package]) == []
 
 
+def app_fixtures(conftest: Path) -> set[str]:
+    """Names of the fixtures in ``conftest`` whose body imports the app (function-local imports included)."""
+    tree = ast.parse(conftest.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and any("fixture" in ast.unparse(d) for d in node.decorator_list):
+            for inner in ast.walk(node):
+                modules = ([a.name for a in inner.names] if isinstance(inner, ast.Import)
+                           else [inner.module or ""] if isinstance(inner, ast.ImportFrom) else [])
+                if any(m.split(".")[0] in APP for m in modules):
+                    names.add(node.name)
+    return names
+
+
+def _fixture_users(folder: str, fixtures: set[str]) -> list[str]:
+    users = []
+    for path in _python_files(folder):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+                used = fixtures & {a.arg for a in node.args.args}
+                users += [f"{path.relative_to(ROOT)}:{node.lineno} {sorted(used)}"] if used else []
+    return users
+
+
+def test_root_fixtures_that_build_app_data_serve_only_the_app_tests():
+    """A fixture of tests/conftest.py that imports geotune (SynthRS data) would carry the app into a library
+    test without an import the test above sees."""
+    fixtures = app_fixtures(ROOT / "tests" / "conftest.py")
+    assert "synth_rsitmd" in fixtures
+    assert [u for package in LIBRARIES for u in _fixture_users(f"tests/{package}", fixtures)] == []
+
+
 def test_shared_test_helpers_import_only_the_base():
     """The helpers beside tests/conftest.py serve every test folder, so they import only finetune."""
     helpers = [p for p in sorted((ROOT / "tests").glob("*.py")) if p.name != "conftest.py"]

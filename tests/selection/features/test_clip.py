@@ -19,10 +19,10 @@ def _model_cfg(path):
     return OmegaConf.create({"path": str(path), "dtype": "auto"})
 
 
-def test_rows_are_the_dual_encoders_normalised_image_and_caption_embeddings(synth_rsitmd, tiny_clip, tmp_path):
+def test_rows_are_the_dual_encoders_normalised_image_and_caption_embeddings(rsitmd_files, tiny_clip, tmp_path):
     from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
-    pairs = read_train_pairs(synth_rsitmd / "train.json", synth_rsitmd)
+    pairs = read_train_pairs(rsitmd_files / "train.json", rsitmd_files)
     data = pairs_training_data(pairs)
     records = data.records[:12]  # rows of the first three images (5 captions each is 15: a partial image too)
     cfg = OmegaConf.structured(FeaturesConfig(backend="clip", batch_size=5, shard_size=7))
@@ -50,8 +50,8 @@ def test_rows_are_the_dual_encoders_normalised_image_and_caption_embeddings(synt
     assert len(same_image) == 5 and all(np.array_equal(feats[i, :32], feats[0, :32]) for i in same_image)
 
 
-def test_records_of_retrieval_rows_name_image_caption_and_line(synth_rsitmd):
-    pairs = read_train_pairs(synth_rsitmd / "train.json", synth_rsitmd)
+def test_records_of_retrieval_rows_name_image_caption_and_line(rsitmd_files):
+    pairs = read_train_pairs(rsitmd_files / "train.json", rsitmd_files)
     records = pairs_training_data(pairs).records
     assert len(records) == len(pairs) and len({r.id for r in records}) == len(records)
     assert records[1].id == f"{pairs.images[1]}#1" and records[1].answer == pairs.captions[1]
