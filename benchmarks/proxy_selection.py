@@ -213,6 +213,9 @@ def report(rows: dict, seeds: list[int], epochs: float) -> str:
             "full-data train time; times on a shared 2-core CPU, indicative only.\n\n" + "\n\n".join(parts) + "\n")
 
 
+CLIP_POINTS = 15.0  # the forest plot's x axis stops here; worse variants are written at its edge
+
+
 def forest_plot(rows: dict, path: Path) -> Path | None:
     """PNG: every variant's paired Δavg against random 1/3 with its 95 % interval, one panel per
     protocol, sorted by the mean; variants with fewer than two seeds are left out (no interval)."""
@@ -241,6 +244,13 @@ def forest_plot(rows: dict, path: Path) -> Path | None:
         ax.errorbar(means, y, xerr=[[p[2] - p[3] for p in points], [p[4] - p[2] for p in points]],
                     fmt="o", color="tab:blue", ecolor="tab:gray", capsize=3)
         ax.axvline(0.0, color="black", lw=0.8)
+        # A collapse (EL2N: -60) would squeeze every close call into a pixel: clip, and write its value.
+        left = max(min(p[3] for p in points) - 1.0, -CLIP_POINTS)
+        ax.set_xlim(left=left, right=max(p[4] for p in points) + 1.0)
+        for row, p in enumerate(points):
+            if p[3] < left:
+                ax.annotate(f"◄ {p[2]:+.1f} [{p[3]:+.1f}, {p[4]:+.1f}]", (left, row), xytext=(4, 4),
+                            textcoords="offset points", fontsize=7, color="tab:red")
         ax.set_yticks(list(y), [f"{p[0]} ({p[1]} seeds)" for p in points], fontsize=8)
         ax.set_xlabel("Δ avg vs random 1/3 (points, paired, 95 % CI)")
         ax.set_title(f"protocol {protocol}")
