@@ -178,15 +178,26 @@ def _ci(diffs: list[float]) -> str:
     return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]{mark}"
 
 
+def _avg_by_seed(by_seed: dict) -> dict:
+    return {s: r["avg"] for s, r in by_seed.items() if "avg" in r}
+
+
+def diffs_vs_random_third(variants: dict) -> dict[str, list[float]]:
+    """Per variant of one protocol: its avg minus random 1/3's, seed by seed (random 1/3 itself: none)."""
+    reference = _avg_by_seed(variants.get("random_third", {}))
+    return {variant: paired_differences(_avg_by_seed(by_seed), reference) if variant != "random_third" else []
+            for variant, by_seed in variants.items()}
+
+
 def report(rows: dict, seeds: list[int], epochs: float) -> str:
     """Markdown: per protocol, mean ± std per benchmark, % of full, paired difference vs random 1/3, cost."""
     parts = []
     full = rows.get("same_epochs", {}).get("full", {})
-    full_avg = {s: r["avg"] for s, r in full.items() if "avg" in r}
+    full_avg = _avg_by_seed(full)
     full_train = statistics.mean(r["train s"] for r in full.values()) if full else None
     epoch_s = full_train / epochs if full_train else None
     for protocol, variants in rows.items():
-        reference = {s: r["avg"] for s, r in variants.get("random_third", {}).items() if "avg" in r}
+        diffs_of = diffs_vs_random_third(variants)
         head = ["variant", "seeds", *METRICS, "avg", "% of full", "Δavg vs random 1/3 [95% CI]", "steps",
                 "train s", "select s", "select / full epoch", "cost / full"]
         lines = [f"### Protocol `{protocol}`\n", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -194,9 +205,9 @@ def report(rows: dict, seeds: list[int], epochs: float) -> str:
             runs = list(by_seed.values())
             if not runs:  # not run yet (a study in progress)
                 continue
-            avg = {s: r["avg"] for s, r in by_seed.items() if "avg" in r}
+            avg = _avg_by_seed(by_seed)
             share = [100.0 * avg[s] / full_avg[s] for s in sorted(set(avg) & set(full_avg))]
-            diffs = paired_differences(avg, reference) if variant != "random_third" else []
+            diffs = diffs_of[variant]
             select = [r["select s"] for r in runs]
             cost = [(r["train s"] + r["select s"]) / full_train for r in runs] if full_train else []
             cells = [variant, str(len(runs)), *(_fmt([r[m] for r in runs if m in r]) for m in METRICS),
@@ -226,12 +237,8 @@ def forest_plot(rows: dict, path: Path) -> Path | None:
 
     panels = []
     for protocol, variants in rows.items():
-        reference = {s: r["avg"] for s, r in variants.get("random_third", {}).items() if "avg" in r}
-        points = []
-        for variant, by_seed in variants.items():
-            diffs = paired_differences({s: r["avg"] for s, r in by_seed.items() if "avg" in r}, reference)
-            if variant != "random_third" and len(diffs) > 1:
-                points.append((variant, len(diffs), *bootstrap_mean_ci(diffs)))
+        points = [(variant, len(diffs), *bootstrap_mean_ci(diffs))
+                  for variant, diffs in diffs_vs_random_third(variants).items() if len(diffs) > 1]
         if points:
             panels.append((protocol, sorted(points, key=lambda p: p[2])))
     if not panels:

@@ -39,7 +39,7 @@ class SelectionInputs:
         lengths: ``(n,)`` record lengths in words, or None.
         tasks / sources: per-record task and source names (for reports and counts).
         images: per-record image key (its image paths joined; "" for text-only), for selectors that
-            spread a budget over images (``selection.options.spread_images``).
+            spread a budget over images (filled only when ``selection.options.spread_images`` is on).
         clusters: requested number of clusters (0: ``selection.cluster.auto_clusters``).
         cluster_method: ``auto`` (the selector's paper: faiss for coincide, else minibatch), ``minibatch`` or ``faiss``.
         options: ``selection.options`` (checked against the selector's defaults).

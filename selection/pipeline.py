@@ -127,7 +127,7 @@ def compute_inputs(cfg: DictConfig, data, selector, timings: dict[str, float]) -
         n=len(records), budget=float(sel.keep), seed=int(sel.seed), clusters=int(sel.clusters),
         cluster_method=sel.cluster_method, options=options,
         tasks=[r.task for r in records], sources=[r.source for r in records],
-        images=[image_key(r) for r in records],
+        images=[image_key(r) for r in records] if options.get("spread_images") else None,
     )
     needs = selector.needs
     if "features" in needs:

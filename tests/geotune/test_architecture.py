@@ -48,16 +48,20 @@ def _imports_by_name(node) -> bool:
             and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str))
 
 
+def _modules_imported(node) -> list[str]:
+    """The modules ``node`` imports: an import statement, or ``importorskip`` / ``import_module`` by name."""
+    return ([a.name for a in node.names] if isinstance(node, ast.Import)
+            else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0
+            else [node.args[0].value] if _imports_by_name(node) else [])
+
+
 def _imports_of(paths, packages) -> list[str]:
     """``file:line`` of every import of one of ``packages`` in ``paths``, function-local ones and
     ``importorskip`` / ``import_module`` by name included."""
     offenders = []
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
-            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                       else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0
-                       else [node.args[0].value] if _imports_by_name(node) else [])
-            if any(m.split(".")[0] in packages for m in modules):
+            if any(m.split(".")[0] in packages for m in _modules_imported(node)):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     return offenders
 
@@ -86,11 +90,8 @@ def app_fixtures(conftest: Path) -> set[str]:
     names = set()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and any("fixture" in ast.unparse(d) for d in node.decorator_list):
-            for inner in ast.walk(node):
-                modules = ([a.name for a in inner.names] if isinstance(inner, ast.Import)
-                           else [inner.module or ""] if isinstance(inner, ast.ImportFrom) else [])
-                if any(m.split(".")[0] in APP for m in modules):
-                    names.add(node.name)
+            if any(m.split(".")[0] in APP for inner in ast.walk(node) for m in _modules_imported(inner)):
+                names.add(node.name)
     return names
 
 

@@ -171,3 +171,18 @@ def test_nan_shift_scores_are_counted_reported_and_never_kept_first(tmp_path, ca
     assert header["info"]["nan_scores"] == 6 and header["info"]["nan_kept"] == 0
     assert not {r["id"] for r in rows} & {f"r{i:04d}" for i in range(6)}
     assert "6 records had a NaN/inf score" in (tmp_path / "selection" / "report.md").read_text()
+
+
+def test_spread_images_reaches_the_selector_through_the_pipeline(tmp_path, calls, records):
+    data = FakeData(records(60))
+    for i, record in enumerate(data.records):
+        record.images = [f"scene{i % 6}.png"]  # 6 scenes, 10 records each
+    kept_scenes = {}
+    for spread in (False, True):
+        cfg = _cfg(tmp_path / str(spread), "selection.method=cluster_random", "selection.keep=6",
+                   options={"spread_images": spread})
+        header, rows = read_manifest(run_selection(cfg, data))
+        assert header["info"]["spread_images"] is spread
+        by_id = {r.id: r for r in data.records}
+        kept_scenes[spread] = len({by_id[row["id"]].images[0] for row in rows})
+    assert kept_scenes[True] == 6 > kept_scenes[False]
