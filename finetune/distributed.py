@@ -112,7 +112,8 @@ def free_training_state(trainer) -> None:
 
     Evaluation after training loads the saved checkpoint again; with the training copy, its optimizer
     state (2x the trainable weights in fp32) and the ZeRO partitions still alive, a 24 GB card runs
-    out. ``trainer.accelerator`` stays usable for barriers.
+    out. The training set's pixel cache (``SupervisedDataset.release_pixel_cache``) goes too.
+    ``trainer.accelerator`` stays usable for barriers.
     """
     import gc
 
@@ -122,6 +123,9 @@ def free_training_state(trainer) -> None:
     for name in ("model", "model_wrapped", "optimizer", "lr_scheduler", "deepspeed"):
         if hasattr(trainer, name):
             setattr(trainer, name, None)
+    release_pixel_cache = getattr(getattr(trainer, "train_dataset", None), "release_pixel_cache", None)
+    if release_pixel_cache is not None:
+        release_pixel_cache()
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

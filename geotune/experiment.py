@@ -89,8 +89,7 @@ def _train_and_evaluate(cfg, data) -> dict:
 
     # 5. Evaluation of the saved model: training state freed first, every rank answers a share.
     if list(cfg.eval.benchmarks):
-        free_training_state(trainer)
-        trainer.experiment["dataset"].release_pixel_cache()
+        free_training_state(trainer)  # the pixel cache too
         summary["eval"] = evaluate(cfg, run_dir / "final")
     trainer.accelerator.wait_for_everyone()
     return summary
