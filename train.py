@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import sys
 
-from finetune.data.validate import BadRecordError
-from finetune.run_dir import RunDirError
-from geotune.config import RecipeError, load_recipe, parse_overrides
-from geotune.experiment import run_experiment
-from selection.budget import SelectionError
-
 
 def main(argv: list[str]) -> int:
     """Run the recipe; a mistake the user can fix (recipe key, bad record, selection budget, busy or
     changed run_dir) is one line on stderr and exit code 2, as with ``geotune``, not a traceback."""
+    # Imported here, not at the top: run as a script, the __main__ block below loads them with the
+    # collector paused (finetune.fast_start); a module-level import would run before it could.
+    from finetune.data.validate import BadRecordError
+    from finetune.run_dir import RunDirError
+    from geotune.config import RecipeError, load_recipe, parse_overrides
+    from geotune.experiment import run_experiment
+    from selection.budget import SelectionError
+
     try:
         recipe, overrides = parse_overrides(argv)
         cfg = load_recipe(recipe, overrides)
@@ -31,5 +33,8 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     from finetune.fast_exit import exit_now
+    from finetune.fast_start import collector_paused_then_frozen
 
+    with collector_paused_then_frozen():
+        import geotune.experiment  # noqa: F401  (torch, transformers, peft: loaded once, then frozen)
     exit_now(main(sys.argv[1:]))

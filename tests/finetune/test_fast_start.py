@@ -8,15 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from finetune.fast_start import collector_paused_then_frozen
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Runs `python -m geotune train recipe=no_such_recipe` in this interpreter: the train command's modules
-# (torch, transformers, peft) are imported, then the recipe is refused; atexit writes what the
-# collector did (exit_now runs atexit handlers).
+# Runs an entry point (`python -m geotune train` or `python train.py`) with recipe=no_such_recipe in this
+# interpreter: the train command's modules (torch, transformers, peft) are imported, then the recipe is
+# refused; atexit writes what the collector did (exit_now runs atexit handlers).
 ENTRY = """
 import atexit, gc, json, runpy, sys
+how, target = sys.argv[2], sys.argv[3]
 full = []
 gc.callbacks.append(lambda phase, info: full.append(1) if phase == "stop" and info["generation"] == 2 else None)
 def report(path=sys.argv[1]):
@@ -24,18 +27,24 @@ def report(path=sys.argv[1]):
         json.dump({"full_collections": len(full), "frozen": gc.get_freeze_count(), "enabled": gc.isenabled(),
                    "torch": "torch" in sys.modules}, f)
 atexit.register(report)
-sys.argv = ["geotune", "train", "recipe=no_such_recipe"]
-runpy.run_module("geotune", run_name="__main__")
+if how == "module":
+    sys.argv = ["geotune", "train", "recipe=no_such_recipe"]
+    runpy.run_module(target, run_name="__main__")
+else:
+    sys.argv = [target, "recipe=no_such_recipe"]
+    runpy.run_path(target, run_name="__main__")
 """
 
 
-def test_python_m_geotune_loads_its_command_without_a_full_collection(tmp_path):
+@pytest.mark.parametrize("how, target", [("module", "geotune"), ("path", "train.py")])
+def test_entry_points_load_the_train_command_without_a_full_collection(tmp_path, how, target):
     """Importing the train command made ~430k objects; the collector walked all of them again every time
     they grew by a quarter (9 full collections, 1.8 s CPU before step 1 of a 38 s LoRA run,
-    docs/performance.md "Start-up")."""
+    docs/performance.md "Start-up"). ``train.py`` (what ``accelerate launch`` runs) imported them at the
+    top of the file, before its ``__main__`` block could pause anything."""
     report = tmp_path / "gc.json"
-    done = subprocess.run([sys.executable, "-c", ENTRY, str(report)], cwd=REPO, capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run([sys.executable, "-c", ENTRY, str(report), how, target], cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
     assert done.returncode == 2 and "no_such_recipe" in done.stderr, done.stderr[-2000:]
     seen = json.loads(report.read_text())
     assert seen["torch"]  # the heavy imports did happen
