@@ -12,10 +12,12 @@ loop's own (``finetune.retrieval.training.train_step``: both towers, HarMA's los
 
 Reported per method: trainable parameters and their share; bytes of the parameters, of the gradients
 after the last step and of the optimiser state (every tensor AdamW keeps, computed from the tensors);
-peak RSS of the process (``ru_maxrss``) and the part of it added after the model and optimiser were
-built; seconds per step (median) with the loss of every step beside it. Ratios are to full fine-tuning.
-The parent imports no torch, so the children's ``ru_maxrss`` (which Linux carries over a fork + exec) is
-their own. ``--size tiny`` runs the same on the 2-layer test CLIP in seconds.
+the process's peak RSS (``ru_maxrss``); its RSS once the model, optimiser and batch are built, the peak
+while training (the kernel's peak is reset after the build) and the difference, which is what training
+adds (gradients, AdamW state, activations, autograd buffers); seconds per step (median) with the loss of
+every step beside it. Ratios are to full fine-tuning. The parent imports no torch, so the children's
+``ru_maxrss`` (which Linux carries over a fork + exec) is their own. ``--size tiny`` runs the same on the
+2-layer test CLIP in seconds.
 
 On a GPU activations are kept in other places and sizes (kernels, allocator caching), so CPU RSS stands
 for host memory only; the parameter, gradient and optimiser bytes are the same on any device.
@@ -74,12 +76,23 @@ def tensor_bytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux: ``5`` to ``/proc/self/clear_refs`` resets ``VmHWM`` and with it
+    ``ru_maxrss``), so that the next reading is the peak since now. False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def measure(key: str, size: str, steps: int, batch: int, lr: float, seed: int = 0) -> dict:
     """Build the model of ``key`` on ``size``, run ``steps`` training steps on one batch; the figures of the row."""
     import time
     from types import SimpleNamespace
 
     import torch
+    from train_memory import _status_mib  # benchmarks/, beside this file
     from transformers import CLIPModel
 
     from finetune.retrieval.model import build_retrieval_model, parameter_counts
@@ -95,7 +108,8 @@ def measure(key: str, size: str, steps: int, batch: int, lr: float, seed: int = 
     model.train()
     optimizer = build_optimizer(model, lr, 0.04, (0.9, 0.98))  # HarMA's weight decay and betas
     pixels, input_ids, ids = fixed_batch(config, batch, seed)
-    rss_built = peak_rss_mb()
+    rss_built, build_peak = _status_mib("VmRSS"), peak_rss_mb()
+    training_peak_only = reset_peak_rss()
     seconds, losses = [], []
     for _ in range(steps):
         start = time.perf_counter()
@@ -110,34 +124,45 @@ def measure(key: str, size: str, steps: int, batch: int, lr: float, seed: int = 
             "grad_bytes": tensor_bytes(p.grad for p in params if p.grad is not None),
             "optimizer_bytes": tensor_bytes(v for state in optimizer.state.values() for v in state.values()
                                             if torch.is_tensor(v)),
-            "peak_rss_mib": peak_rss_mb(), "rss_built_mib": rss_built,
+            "peak_rss_mib": max(build_peak, peak_rss_mb()), "rss_built_mib": round(rss_built, 1),
+            "training_peak_rss_mib": peak_rss_mb() if training_peak_only else None,
             "seconds": [round(s, 3) for s in seconds], "losses": [round(v, 6) for v in losses]}
 
 
-def _ratio(value: float, base: float) -> str:
-    return f"{value / base:.3f}" if base else "-"
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.3f}" if value is not None and base else "-"
 
 
 def table(rows: list[dict]) -> str:
     """One markdown row per method; ratios to the full fine-tuning row (``-`` without one)."""
     full = next((r for r in rows if r["key"] == "full"), None)
+
+    def added(r):
+        return None if r["training_peak_rss_mib"] is None else r["training_peak_rss_mib"] - r["rss_built_mib"]
+
     lines = ["| method | trainable params | trainable share | params MiB | grads MiB | optimizer MiB | "
-             "grads + optimizer vs full FT | peak RSS MiB | peak RSS vs full FT | RSS added by training MiB | "
-             "s / step (median) | time vs full FT | loss per step |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "grads + optimizer vs full FT | peak RSS MiB | peak RSS vs full FT | RSS after build MiB | "
+             "peak RSS in training MiB | added by training MiB | added vs full FT | s / step (median) | "
+             "time vs full FT | loss per step |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         state = r["grad_bytes"] + r["optimizer_bytes"]
         per_step = statistics.median(r["seconds"])
         base = {} if full is None else {
-            "state": full["grad_bytes"] + full["optimizer_bytes"], "rss": full["peak_rss_mib"],
+            "state": full["grad_bytes"] + full["optimizer_bytes"], "rss": full["peak_rss_mib"], "added": added(full),
             "time": statistics.median(full["seconds"])}
         lines.append(
             f"| {r['method']} | {r['trainable_params']:,} | {100 * r['trainable_share']:.2f} % | "
             f"{r['param_bytes'] / MIB:.1f} | {r['grad_bytes'] / MIB:.1f} | {r['optimizer_bytes'] / MIB:.1f} | "
-            f"{_ratio(state, base.get('state', 0))} | {r['peak_rss_mib']:.0f} | {_ratio(r['peak_rss_mib'], base.get('rss', 0))} | "
-            f"{r['peak_rss_mib'] - r['rss_built_mib']:.0f} | {per_step:.2f} | {_ratio(per_step, base.get('time', 0))} | "
+            f"{_ratio(state, base.get('state'))} | {r['peak_rss_mib']:.0f} | {_ratio(r['peak_rss_mib'], base.get('rss'))} | "
+            f"{r['rss_built_mib']:.0f} | {_mib(r['training_peak_rss_mib'])} | {_mib(added(r))} | "
+            f"{_ratio(added(r), base.get('added'))} | {per_step:.2f} | {_ratio(per_step, base.get('time'))} | "
             f"{', '.join(f'{v:.4f}' for v in r['losses'])} |")
     return "\n".join(lines)
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 ROOT = str(Path(__file__).resolve().parents[1])  # the children import this checkout's packages
@@ -159,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS), help=f"of: {', '.join(METHODS)}")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-4, help="the same for every method (AdamW, wd 0.04, betas 0.9/0.98)")
+    parser.add_argument("--lr", type=float, default=1e-5, help="the same for every method (AdamW, wd 0.04, betas 0.9/0.98)")
     parser.add_argument("--out", default=None, help="write the markdown table here")
     args = parser.parse_args(argv)
     if args.child:

@@ -12,8 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import harma_memory  # noqa: E402
 
 COLUMNS = ["method", "trainable params", "trainable share", "params MiB", "grads MiB", "optimizer MiB",
-           "grads + optimizer vs full FT", "peak RSS MiB", "peak RSS vs full FT", "RSS added by training MiB",
-           "s / step (median)", "time vs full FT", "loss per step"]
+           "grads + optimizer vs full FT", "peak RSS MiB", "peak RSS vs full FT", "RSS after build MiB",
+           "peak RSS in training MiB", "added by training MiB", "added vs full FT", "s / step (median)",
+           "time vs full FT", "loss per step"]
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +54,14 @@ def test_table_has_the_columns_and_ratios_to_full_fine_tuning(rows):
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
     assert list(cells) == [harma_memory.METHODS[k][0] for k in harma_memory.METHODS]
     full = cells["full fine-tuning"]
-    assert full[6] == full[8] == full[11] == "1.000"
+    assert full[6] == full[8] == full[12] == full[14] == "1.000"
     harma = next(r for r in rows if r["key"] == "harma")
     full_row = next(r for r in rows if r["key"] == "full")
     expected = (harma["grad_bytes"] + harma["optimizer_bytes"]) / (full_row["grad_bytes"] + full_row["optimizer_bytes"])
     assert cells["HarMA share=text_only"][6] == f"{expected:.3f}"
-    assert cells["HarMA share=text_only"][12] == ", ".join(f"{v:.4f}" for v in harma["losses"])
+    assert cells["HarMA share=text_only"][15] == ", ".join(f"{v:.4f}" for v in harma["losses"])
+    # The peak in training is at least the RSS it started from; the process peak covers both.
+    assert all(r["rss_built_mib"] - 1 <= r["training_peak_rss_mib"] <= r["peak_rss_mib"] for r in rows)
 
 
 def test_cli_runs_the_method_in_its_own_process(tmp_path):
@@ -68,7 +71,7 @@ def test_cli_runs_the_method_in_its_own_process(tmp_path):
     text = out.read_text()
     (row,) = [line for line in text.splitlines() if line.startswith("| HarMA share=text_only |")]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert text.startswith("tiny CLIP") and cells[6] == cells[8] == cells[11] == "-"  # no full FT row to compare
-    assert float(cells[7]) > 100  # the child's own peak: torch alone is over 100 MiB
+    assert text.startswith("tiny CLIP") and cells[6] == cells[8] == cells[12] == cells[14] == "-"  # no full FT row
+    assert float(cells[7]) > 100 and float(cells[10]) > 100  # the child's own peaks: torch alone is over 100 MiB
     with pytest.raises(SystemExit, match="--methods: ful not among"):
         harma_memory.main(["--methods", "ful"])
