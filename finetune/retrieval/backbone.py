@@ -24,6 +24,23 @@ class Backbone:
     context_length: int
 
 
+def vit_b32_clip_config():
+    """The public ViT-B/32 CLIP (OpenAI weights, GeoRSCLIP) as a ``CLIPConfig``, to build it without weights.
+
+    Image 224, patch 32, width 768, 12 layers, 12 heads; text width 512, 12 layers, 8 heads, 77 tokens;
+    QuickGELU; 512-d embeddings (HARMA.md section 1.1). Token ids keep transformers' defaults (end of text
+    49407, the highest id, as in open_clip).
+    """
+    from transformers import CLIPConfig
+
+    return CLIPConfig(
+        text_config=dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
+                         num_attention_heads=8, max_position_embeddings=CONTEXT_LENGTH, hidden_act="quick_gelu"),
+        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                           image_size=224, patch_size=32, hidden_act="quick_gelu"),
+        projection_dim=512)
+
+
 def load_backbone(path: str | Path, dtype: str = "auto") -> Backbone:
     """A ``CLIPModel`` from a local folder (never downloaded), its tokenizer and image statistics."""
     from transformers import AutoTokenizer, CLIPModel

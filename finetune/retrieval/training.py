@@ -51,6 +51,25 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def build_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float,
+                    betas: tuple[float, float]) -> torch.optim.AdamW:
+    """AdamW (eps 1e-8) over ``parameter_groups``: what ``train_retrieval`` steps with."""
+    return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=learning_rate, betas=betas, eps=1e-8)
+
+
+def train_step(model: RetrievalModel, optimizer: torch.optim.Optimizer, pixels: torch.Tensor, input_ids: torch.Tensor,
+               ids: torch.Tensor, margin: float, gamma: float, world: int = 1) -> dict[str, torch.Tensor]:
+    """One optimiser step on one batch: both towers, HarMA's loss, backward, gradients averaged over
+    ``world`` ranks, step. Returns the loss terms; the gradients stay on the parameters until the next step."""
+    out = harma_loss(model.encode_images(pixels), model.encode_texts(input_ids), model.temp, ids, margin, gamma)
+    optimizer.zero_grad(set_to_none=True)
+    out["loss"].backward()
+    if world > 1:
+        average_gradients(list(trainable_parameters(model).values()), world)
+    optimizer.step()
+    return out
+
+
 def last_checkpoint(run_dir: Path) -> Path | None:
     found = [(int(m.group(1)), p) for p in run_dir.glob("checkpoint-epoch-*")
              if (m := _CHECKPOINT.search(p.name)) and (p / STATE).is_file()]
@@ -145,9 +164,8 @@ def train_retrieval(cfg, model: RetrievalModel, backbone: Backbone, pairs: Train
                "val": [], "best_epoch": None, "resumed_from": None, "train_seconds": 0.0, "text_tokens": 0}
     if epochs == 0 or counts["trainable_params"] == 0:
         return _finish(summary, validate, model, state)
-    params = list(trainable_parameters(model).values())
-    optimizer = torch.optim.AdamW(parameter_groups(model, float(t.weight_decay)), lr=float(t.learning_rate),
-                                  betas=(float(h.adam_beta1), float(t.adam_beta2)), eps=1e-8)
+    optimizer = build_optimizer(model, float(t.learning_rate), float(t.weight_decay),
+                                (float(h.adam_beta1), float(t.adam_beta2)))
     from transformers import get_scheduler
 
     scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=math.ceil(float(t.warmup_ratio) * total),
@@ -181,13 +199,8 @@ def train_retrieval(cfg, model: RetrievalModel, backbone: Backbone, pairs: Train
         for pixels, input_ids, ids in bar:
             if summary["steps"] >= total:
                 break
-            out = harma_loss(model.encode_images(pixels.to(device)), model.encode_texts(input_ids.to(device)),
-                             model.temp, ids.to(device), float(h.margin), float(h.focal_gamma))
-            optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            if world > 1:
-                average_gradients(params, world)
-            optimizer.step()
+            out = train_step(model, optimizer, pixels.to(device), input_ids.to(device), ids.to(device),
+                             float(h.margin), float(h.focal_gamma), world)
             scheduler.step()
             summary["steps"] += 1
             summary["samples_seen"] += len(ids) * world

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from transformers import CLIPConfig, CLIPModel
+from transformers import CLIPModel
 
 from finetune.retrieval.adapters import GatedMLP, adapter_count_formula, shared_count_formula
-from finetune.retrieval.backbone import load_backbone, tokenize
+from finetune.retrieval.backbone import load_backbone, tokenize, vit_b32_clip_config
 from finetune.retrieval.losses import harma_loss
 from finetune.retrieval.model import build_retrieval_model, parameter_counts, trainable_parameters
 
@@ -73,12 +73,7 @@ def test_trainable_count_matches_the_formula(tiny_clip, share):
 
 def test_vit_b32_config_trains_5_934_397_parameters():
     """The public ViT-B/32 (OpenAI / GeoRSCLIP) built from its config, no weights (HARMA.md section 1.5)."""
-    config = CLIPConfig(
-        text_config=dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                         num_attention_heads=8, max_position_embeddings=77, hidden_act="quick_gelu"),
-        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                           image_size=224, patch_size=32, hidden_act="quick_gelu"),
-        projection_dim=512)
+    config = vit_b32_clip_config()
     assert adapter_count_formula(768) == 263_553 and adapter_count_formula(512) == 197_761
     assert shared_count_formula(128) == 33_217
     with torch.device("meta"):
