@@ -171,7 +171,9 @@ ROOT = str(Path(__file__).resolve().parents[1])  # the children import this chec
 def run_child(key: str, args) -> dict:
     spec = json.dumps({"key": key, "size": args.size, "steps": args.steps, "batch": args.batch, "lr": args.lr})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    out = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True, env=env)
+    # The timeout catches a hang, not slowness: a ViT-B/32 method takes about 3 minutes on a loaded CPU.
+    out = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True, env=env,
+                         timeout=3600)
     if out.returncode:
         raise RuntimeError(f"{key} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,7 +20,10 @@ COLUMNS = ["method", "trainable params", "trainable share", "params MiB", "grads
 
 @pytest.fixture(scope="module")
 def rows():
-    return [harma_memory.measure(key, "tiny", steps=3, batch=4, lr=1e-3) for key in harma_memory.METHODS]
+    """Each method in a child process, as the script runs them: ``measure`` resets its process's peak RSS,
+    which must not be the test process's (tests/finetune/test_step_memory.py reads that one)."""
+    args = SimpleNamespace(size="tiny", steps=3, batch=4, lr=1e-3)
+    return [harma_memory.run_child(key, args) for key in harma_memory.METHODS]
 
 
 def test_bytes_are_those_of_the_tensors(rows):
