@@ -121,3 +121,13 @@ def test_word_groups_split_the_val_queries_by_class_name(tiny_clip, synth_rsitmd
     assert everything["renamed"] == recall_at_k((images @ texts.t()).numpy(), split.img2txt, split.txt2img)["mR"]
     halves = harma_word_groups.group_scores(model, backbone, split, labels, renamed={labels[0]})
     assert 0 <= halves["renamed"] <= 100 and 0 <= halves["same name"] <= 100
+
+
+def test_word_groups_label_runs_of_the_same_name_apart():
+    """Two invocations both name their first run 7-0.03-0 (seed 0 of a sweep, seed 2 of a later one): each keeps
+    its own row (the second used to replace the first under one label)."""
+    import harma_word_groups
+
+    runs = [Path("w/harma-attn/runs/7-0.03-0"), Path("w/harma-attn/runs/7-0.03-1"), Path("w/harma-attn-seed2/runs/7-0.03-0")]
+    assert harma_word_groups.run_labels(runs) == ["harma-attn/7-0.03-0", "7-0.03-1", "harma-attn-seed2/7-0.03-0"]
+    assert harma_word_groups.run_labels(runs[:2]) == ["7-0.03-0", "7-0.03-1"]
