@@ -229,10 +229,11 @@ def choose(runs_by_lr: dict[str, list[dict]]) -> str:
     """The learning rate with the highest mean best-val mR over seeds (ties: the first tried).
 
     Rates are compared on the same runs: the first ``k`` of each, ``k`` the fewest any rate has (a third
-    seed run later at the chosen rate only does not change the choice).
+    seed run later at the chosen rate only does not change the choice). Means are rounded to 1e-9 first:
+    equal sums added in another order differ in the last float digits, and that is a tie.
     """
     k = min(len(runs) for runs in runs_by_lr.values())
-    return max(runs_by_lr, key=lambda lr: statistics.mean(best_val(r) for r in runs_by_lr[lr][:k]))
+    return max(runs_by_lr, key=lambda lr: round(statistics.mean(best_val(r) for r in runs_by_lr[lr][:k]), 9))
 
 
 def merge_results(parts: list[dict[str, dict[str, list[dict]]]]) -> dict[str, dict[str, list[dict]]]:

@@ -131,3 +131,13 @@ def test_word_groups_label_runs_of_the_same_name_apart():
     runs = [Path("w/harma-attn/runs/7-0.03-0"), Path("w/harma-attn/runs/7-0.03-1"), Path("w/harma-attn-seed2/runs/7-0.03-0")]
     assert harma_word_groups.run_labels(runs) == ["harma-attn/7-0.03-0", "7-0.03-1", "harma-attn-seed2/7-0.03-0"]
     assert harma_word_groups.run_labels(runs[:2]) == ["7-0.03-0", "7-0.03-1"]
+
+
+def test_rates_whose_means_differ_only_by_float_rounding_tie_and_the_first_tried_is_kept():
+    """LoRA on the all-names base: 76.11 + 76.28 and 77.00 + 75.39 are the same sum (152.39), but the float
+    means differ in the 14th digit; that is a tie, so the first rate tried is kept (the second won before)."""
+    runs = {"0.003": [_run(76.1111111111111, 0, 0), _run(76.27777777777779, 0, 1)],
+            "0.01": [_run(77.0, 0, 0), _run(75.3888888888889, 0, 1)]}
+    assert harma_baselines.choose(runs) == "0.003"
+    runs["0.01"][0] = _run(77.01, 0, 0)
+    assert harma_baselines.choose(runs) == "0.01"
