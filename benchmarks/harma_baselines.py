@@ -24,8 +24,11 @@ the rate with the highest mean best-val mR over the seeds: test scores are never
 Without ``--pretrain-epochs`` the backbone is random-init (what each method learns from scratch, not
 HarMA's setting). With it, every method starts from a tiny CLIP fully fine-tuned first: on
 ``--pretrain-corpus`` (all classes, images disjoint from the fine-tuning set, captions in other words, as
-HarMA-geo starts from GeoRSCLIP), or else on a SynthRS draw of ``--pretrain-classes`` classes. The base is
-cached per setting (``pretrained_base``). See docs/harma.md.
+HarMA-geo starts from GeoRSCLIP), or else on a SynthRS draw of ``--pretrain-classes`` classes. The corpus
+renames half the classes (``--pretrain-names renamed``, the default) or names them all as the fine-tuning
+captions do (``same``). The base is cached per setting (``pretrained_base``). ``harma_both_attn`` is an
+ablation, not HarMA: share=both's adapters also on each self-attention output (``harma.sites``).
+``--tables-from`` prints the tables of several invocations' results.json together. See docs/harma.md.
 """
 
 from __future__ import annotations
@@ -53,11 +56,14 @@ METHODS = {  # row -> recipe overrides
     # On the 128-wide CLIP, r=24 trains 3.9 % of the parameters, HarMA's share on ViT-B/32 (3.8 %); r=16 trains 2.4 %.
     "HarMA share=both r=24": ["harma.method=harma", "harma.share=both", "harma.bottleneck=24", "harma.heads=4",
                               "train.learning_rate=3e-2"],
+    # An ablation of ours, NOT HarMA as published: share=both's adapters also on each self-attention output.
+    "share=both + attn adapters (NOT HarMA)": ["harma.method=harma", "harma.share=both", "harma.sites=[mlp,attn]",
+                                               "train.learning_rate=3e-2"],
 }
 # --methods names a row by a short key.
 SHORT = {"zero-shot": "zero-shot", "probe": "probe (last layer)", "lora": "LoRA r=8 (both towers)",
          "full": "full fine-tuning", "harma": "HarMA share=text_only", "harma_both": "HarMA share=both",
-         "harma_both_r24": "HarMA share=both r=24"}
+         "harma_both_r24": "HarMA share=both r=24", "harma_both_attn": "share=both + attn adapters (NOT HarMA)"}
 # --sweep: the learning rates tried per method, around the best of the 5-epoch search (a rate at each side).
 SWEEP = {
     "probe (last layer)": [1e-2, 3e-2],
@@ -133,6 +139,42 @@ def run_child(overrides: list[str], flag: str = "--one") -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1]) if flag == "--one" else {}
 
 
+PRETRAIN_NAMES = ("renamed", "same")  # --pretrain-names
+
+
+def pretrain_class_words(names: str) -> dict[str, str]:
+    """The corpus's words for the classes (``--pretrain-names``). ``renamed``: half the classes by another name
+    ("cropland" for farmland); ``same``: every class by its fine-tuning name (only templates and quadrant words
+    differ, a milder shift)."""
+    from geotune.synth.retrieval import PRETRAIN_CLASS_WORDS
+
+    if names not in PRETRAIN_NAMES:
+        raise SystemExit(f"--pretrain-names {names!r}: expected one of {', '.join(PRETRAIN_NAMES)}")
+    return dict(PRETRAIN_CLASS_WORDS) if names == "renamed" else {}
+
+
+def init_name(args) -> str:
+    return "tiny-clip" if args.width is None else f"tiny-clip-w{args.width}"
+
+
+def base_names(args, sizes: tuple[int, int, int]) -> tuple[str, str]:
+    """``(corpus, base)`` folder names of a pretrained base: every setting, and a hash of the corpus's wording.
+
+    The wording is the templates, quadrant words and class words (``--pretrain-names``), so new captions make
+    a new corpus and base. ``renamed`` (the default) hashes exactly what it did before the option existed,
+    so its cached bases keep their names.
+    """
+    from geotune.synth.retrieval import PRETRAIN_QUADRANTS, PRETRAIN_TEMPLATES
+
+    if args.pretrain_corpus:
+        words = pretrain_class_words(args.pretrain_names)
+        wording = hashlib.sha256(repr((PRETRAIN_TEMPLATES, PRETRAIN_QUADRANTS, words)).encode()).hexdigest()[:6]
+        corpus = f"corpus{args.pretrain_corpus.replace(',', 'x')}-{wording}"
+    else:
+        corpus = f"draw{sizes[0]}-{args.pretrain_classes}cls"
+    return corpus, f"pretrained-{init_name(args)}-{corpus}-e{args.pretrain_epochs}-lr{args.pretrain_lr:g}"
+
+
 def pretrained_base(args, cache: Path, sizes: tuple[int, int, int], fixed: list[str]) -> Path:
     """The backbone every method starts from, built once per setting under ``cache`` and reused.
 
@@ -142,25 +184,15 @@ def pretrained_base(args, cache: Path, sizes: tuple[int, int, int], fixed: list[
     folder name holds every setting, so a changed setting builds a new base; same setting, same bytes.
     """
     from finetune.models.tiny import build_tiny_clip
-    from geotune.synth.retrieval import (
-        PRETRAIN_CLASS_WORDS,
-        PRETRAIN_FOLDER,
-        PRETRAIN_QUADRANTS,
-        PRETRAIN_TEMPLATES,
-        write_synthrs_rsitmd,
-        write_synthrs_rsitmd_pretrain,
-    )
+    from geotune.synth.retrieval import PRETRAIN_FOLDER, write_synthrs_rsitmd, write_synthrs_rsitmd_pretrain
 
-    init = cache / ("tiny-clip" if args.width is None else f"tiny-clip-w{args.width}")
+    init = cache / init_name(args)
     if not (init / "config.json").exists():
         build_tiny_clip(init, width=args.width)
     if not args.pretrain_epochs:
         return init
-    # The corpus's wording is in its name too: new captions, new corpus and base.
-    wording = hashlib.sha256(repr((PRETRAIN_TEMPLATES, PRETRAIN_QUADRANTS, PRETRAIN_CLASS_WORDS)).encode()).hexdigest()[:6]
-    corpus = (f"corpus{args.pretrain_corpus.replace(',', 'x')}-{wording}" if args.pretrain_corpus
-              else f"draw{sizes[0]}-{args.pretrain_classes}cls")
-    out = cache / f"pretrained-{init.name}-{corpus}-e{args.pretrain_epochs}-lr{args.pretrain_lr:g}"
+    corpus, name = base_names(args, sizes)
+    out = cache / name
     if (out / "config.json").exists():
         print(f"pretrained base: {out} (cached)", flush=True)
         return out
@@ -168,7 +200,8 @@ def pretrained_base(args, cache: Path, sizes: tuple[int, int, int], fixed: list[
         n_train, n_val = (int(x) for x in args.pretrain_corpus.split(","))
         pre = cache / f"pretrain-{corpus}" / PRETRAIN_FOLDER
         if not (pre / "val.json").exists():
-            write_synthrs_rsitmd_pretrain(pre.parent, seed=0, split_sizes={"train": n_train, "val": n_val}, image_size=32)
+            write_synthrs_rsitmd_pretrain(pre.parent, seed=0, split_sizes={"train": n_train, "val": n_val}, image_size=32,
+                                          class_words=pretrain_class_words(args.pretrain_names))
         files = {"train": pre / "train.json", "val": pre / "val.json", "test": pre / "val.json"}  # its own val, twice
     else:
         pre = cache / f"pretrain-{corpus}" / "SynthRS-RSITMD"
@@ -193,8 +226,59 @@ def best_val(run: dict) -> float:
 
 
 def choose(runs_by_lr: dict[str, list[dict]]) -> str:
-    """The learning rate with the highest mean best-val mR over seeds (ties: the first tried)."""
-    return max(runs_by_lr, key=lambda lr: statistics.mean(best_val(r) for r in runs_by_lr[lr]))
+    """The learning rate with the highest mean best-val mR over seeds (ties: the first tried).
+
+    Rates are compared on the same runs: the first ``k`` of each, ``k`` the fewest any rate has (a third
+    seed run later at the chosen rate only does not change the choice). Means are rounded to 1e-9 first:
+    equal sums added in another order differ in the last float digits, and that is a tie.
+    """
+    k = min(len(runs) for runs in runs_by_lr.values())
+    return max(runs_by_lr, key=lambda lr: round(statistics.mean(best_val(r) for r in runs_by_lr[lr][:k]), 9))
+
+
+def merge_results(parts: list[dict[str, dict[str, list[dict]]]]) -> dict[str, dict[str, list[dict]]]:
+    """``results.json`` of several invocations as one: per method and rate, the runs in the order given."""
+    merged: dict[str, dict[str, list[dict]]] = {}
+    for part in parts:
+        for name, by_lr in part.items():
+            for lr, runs in by_lr.items():
+                merged.setdefault(name, {}).setdefault(lr, []).extend(runs)
+    return merged
+
+
+def seeded(runs: list[dict]) -> list[tuple[int, dict]]:
+    """``(seed, run)``; results written before runs recorded their seed count 0, 1, ... in order."""
+    return [(r.get("seed", i), r) for i, r in enumerate(runs)]
+
+
+def lr_label(lr: str | None) -> str:
+    return "-" if lr in (None, "null", "None") else lr  # zero-shot has no rate (JSON writes its key as "null")
+
+
+def seed_table(results: dict[str, dict[str, list[dict]]]) -> str:
+    """Test mR per seed at each method's val-chosen rate, its mean, and its difference to full FT, paired by seed."""
+    chosen = {name: by_lr[choose(by_lr)] for name, by_lr in results.items()}
+    full = {seed: r["test"]["mR"] for seed, r in seeded(chosen.get("full fine-tuning", []))}
+    full_mean = statistics.mean(full.values()) if full else None
+    lines = ["| method | lr (val) | seeds | test mR per seed | mean | vs full FT (means) | difference to full FT per seed "
+             "| best val mR (mean) |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for name, runs in chosen.items():
+        tests = [r["test"]["mR"] for r in runs]
+        mean = statistics.mean(tests)
+        vs = "-" if full_mean is None else ("0" if name == "full fine-tuning" else f"{mean - full_mean:+.2f}")
+        diffs = [f"{r['test']['mR'] - full[seed]:+.2f}" for seed, r in seeded(runs) if seed in full]
+        lines.append(f"| {name} | {lr_label(choose(results[name]))} | {', '.join(str(seed) for seed, _ in seeded(runs))} | "
+                     f"{' / '.join(f'{t:.2f}' for t in tests)} | {mean:.2f} | {vs} | "
+                     f"{' / '.join(diffs) if diffs and name != 'full fine-tuning' else '-'} | "
+                     f"{statistics.mean(best_val(r) for r in runs):.2f} |")
+    return "\n".join(lines)
+
+
+def tables(results: dict[str, dict[str, list[dict]]], sweep: bool) -> str:
+    text = table(results) + "\n\nTest mR per seed at the val-chosen rates\n\n" + seed_table(results) + "\n"
+    if sweep:
+        text += "\nLearning rates tried (chosen: bold, highest mean best-val mR)\n\n" + sweep_table(results) + "\n"
+    return text
 
 
 def table(results: dict[str, dict[str, list[dict]]]) -> str:
@@ -213,7 +297,7 @@ def table(results: dict[str, dict[str, list[dict]]]) -> str:
         rss = statistics.median(x["peak_rss_mb"] for x in runs)
         tests = [x["test"]["mR"] for x in runs]
         lines.append(f"| {name} | {r['trainable_params']:,} | {100 * r['trainable_share']:.1f} % | {per_epoch:.2f} | "
-                     f"{ratio} | {rss:.0f} | {choose(results[name]) or '-'} | "
+                     f"{ratio} | {rss:.0f} | {lr_label(choose(results[name]))} | "
                      f"{statistics.mean(best_val(x) for x in runs):.2f} | "
                      f"{', '.join(str(x['best_epoch'] or '-') for x in runs)} | "
                      f"{' / '.join(f'{t:.2f}' for t in tests)} | {statistics.mean(tests):.2f} |")
@@ -234,7 +318,7 @@ def sweep_table(results: dict[str, dict[str, list[dict]]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--export", nargs=3, help=argparse.SUPPRESS)
@@ -247,6 +331,12 @@ def main() -> int:
     parser.add_argument("--pretrain-corpus", default=None,
                         help="train,val images of the pretraining corpus (all classes, images disjoint from the "
                              "fine-tuning set, captions in other words); without it, --pretrain-classes' SynthRS draw")
+    parser.add_argument("--pretrain-names", default="renamed", choices=PRETRAIN_NAMES,
+                        help="with --pretrain-corpus: renamed (half the classes by other names, as before) or same "
+                             "(every class by its fine-tuning name; only templates and quadrant words differ)")
+    parser.add_argument("--tables-from", nargs="+", default=None, metavar="RESULTS_JSON",
+                        help="no runs: the tables of these results.json files merged (each method's runs in file "
+                             "order, e.g. the seed-0,1 sweep and then seed 2 at the chosen rates)")
     parser.add_argument("--pretrain-lr", type=float, default=5e-4, help="learning rate of the pretraining (full FT)")
     parser.add_argument("--width", type=int, default=None,
                         help="tiny CLIP width, both towers (geotune tiny-model --width); default text 32, vision 48")
@@ -256,17 +346,28 @@ def main() -> int:
     parser.add_argument("--sweep", action="store_true", help="try each method's SWEEP learning rates, keep the best on val")
     parser.add_argument("--lrs", nargs="*", default=[], metavar="METHOD=LR,LR",
                         help="with --sweep: these rates for these methods instead of SWEEP's (e.g. full=3e-4,1e-3,3e-3)")
-    parser.add_argument("--methods", default=",".join(SHORT), help=f"rows to run, of: {', '.join(SHORT)}")
+    parser.add_argument("--methods", default=",".join(k for k in SHORT if k != "harma_both_attn"),
+                        help=f"rows to run, of: {', '.join(SHORT)} (default: all but harma_both_attn, an ablation)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--images", default="160,40,80", help="SynthRS-RSITMD images: train,val,test")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", default=None, help="write the markdown table here")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.one:
         one_run(args)
         return 0
     if args.export:
         export_pretrained(args)
+        return 0
+    if args.tables_from:
+        text = tables(merge_results([json.loads(Path(f).read_text()) for f in args.tables_from]), sweep=True)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text)
         return 0
     rates = {**SWEEP, **parse_lrs(args.lrs)}  # a bad --lrs fails here, before any run
     from geotune.synth.retrieval import write_synthrs_rsitmd
@@ -287,7 +388,7 @@ def main() -> int:
         for name in names:
             for lr, overrides in variants(name, args.sweep, rates):
                 run_dir = work / "runs" / f"{list(METHODS).index(name)}-{lr}-{round_}"
-                result = run_child(common + overrides + [f"seed={seed}", f"run_dir={run_dir}"])
+                result = {**run_child(common + overrides + [f"seed={seed}", f"run_dir={run_dir}"]), "seed": seed}
                 results[name].setdefault(lr, []).append(result)
                 (work / "results.json").write_text(json.dumps(results, indent=1))  # after each run: a cut run keeps its rows
                 print(f"round {round_ + 1} (seed {seed}): {name} lr {lr}: best val mR {best_val(result):.2f} "
@@ -296,16 +397,16 @@ def main() -> int:
     if not args.pretrain_epochs:
         start = f"{clip}, random-init"
     elif args.pretrain_corpus:
+        names = ("class names as in fine-tuning" if args.pretrain_names == "same" else "4 of 8 classes renamed")
         start = (f"{clip} fully fine-tuned {args.pretrain_epochs} epochs (lr {args.pretrain_lr:g}) on the pretraining "
                  f"corpus ({args.pretrain_corpus.replace(',', '/')} train/val images, all 8 classes, disjoint images, "
-                 "other captions)")
+                 f"other captions, {names})")
     else:
         start = (f"{clip} fully fine-tuned {args.pretrain_epochs} epochs on another SynthRS draw (seed 1, "
                  f"{args.pretrain_classes} of the 8 classes)")
     text = (f"SynthRS-RSITMD {train}/{val}/{test} images (train/val/test), every method from {start}, "
-            f"{args.epochs} epochs, batch 32, seeds {','.join(map(str, seeds))}, one CPU thread\n\n" + table(results) + "\n")
-    if args.sweep:
-        text += "\nLearning rates tried (chosen: bold, highest mean best-val mR)\n\n" + sweep_table(results) + "\n"
+            f"{args.epochs} epochs, batch 32, seeds {','.join(map(str, seeds))}, one CPU thread\n\n"
+            + tables(results, args.sweep))
     print(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -30,6 +30,13 @@ def group_scores(model, backbone, split, labels: list[str], renamed) -> dict[str
     return {name: recall_at_k(sims, split.img2txt, split.txt2img, queries=rows)["mR"] for name, rows in groups.items() if rows}
 
 
+def run_labels(runs: list[Path]) -> list[str]:
+    """A row label per run folder: its name, or ``<work>/<name>`` where two runs share a name (another
+    invocation's ``runs/`` numbers its runs from 0 too)."""
+    names = [run.name for run in runs]
+    return [f"{run.parent.parent.name}/{run.name}" if names.count(run.name) > 1 else run.name for run in runs]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", required=True, help="harma_baselines.py's --work (holds SynthRS-RSITMD/)")
@@ -49,8 +56,9 @@ def main() -> int:
     labels = [e["label_name"] for e in json.loads((data / "val.json").read_text())]
     backbone = load_backbone(args.base)
     models = {"zero-shot": (build_retrieval_model(backbone.clip, "zeroshot").eval(), backbone)}
-    for run in map(Path, args.runs):
-        models[run.name] = load_retrieval_checkpoint(OmegaConf.load(run / "config.yaml"), run / "best")
+    runs = [Path(run) for run in args.runs]
+    for label, run in zip(run_labels(runs), runs, strict=True):
+        models[label] = load_retrieval_checkpoint(OmegaConf.load(run / "config.yaml"), run / "best")
     print("| run | val mR, renamed classes | val mR, same-name classes |\n|---|---:|---:|")
     for name, (model, bb) in models.items():
         scores = group_scores(model, bb, split, labels, PRETRAIN_CLASS_WORDS)

@@ -78,7 +78,7 @@ def load_retrieval_checkpoint(cfg, checkpoint_dir: str | Path) -> tuple[Retrieva
     backbone = load_backbone(cfg.model.path, cfg.model.dtype)
     model = build_retrieval_model(backbone.clip, meta.get("method", h.method), meta.get("share", h.share),
                                   int(meta.get("bottleneck", h.bottleneck)), int(meta.get("heads", h.heads)),
-                                  float(h.temperature), cfg.train.lora)
+                                  float(h.temperature), cfg.train.lora, tuple(meta.get("sites", h.sites)))
     load_trainable(model, checkpoint_dir)
     return model.eval(), backbone
 

@@ -143,6 +143,8 @@ class HarmaConfig:
     share: str = _help("Shared MMS-adapter: text_only (public code) | both (paper: both towers) | none.", "text_only")
     bottleneck: int = _help("Adapter bottleneck width r (HarMA: 128; the shared adapter uses r/2).", 128)
     heads: int = _help("Attention heads inside the adapters (HarMA: 8).", 8)
+    sites: list[str] = _help("Sublayer outputs that get adapters: [mlp] (HarMA) | [mlp, attn] (also each layer's "
+                             "self-attention output: an ablation, NOT HarMA as published).", factory=lambda: ["mlp"])
     temperature: float = _help("Initial InfoNCE temperature, a raw learnable scalar (HarMA: 0.07).", 0.07)
     margin: float = _help("Triplet margin (HarMA: 0.2).", 0.2)
     focal_gamma: float = _help("Focal exponent of the triplet weights (HarMA: 2).", 2.0)
@@ -163,6 +165,7 @@ TRAIN_MODES = ("lora", "full")
 TRAIN_TASKS = ("vlm", "retrieval")
 RETRIEVAL_ADAPTERS = ("clip",)  # CLIP-family dual encoders (finetune/retrieval)
 RANDAUGMENTS = ("harma", "torchvision")  # harma.randaugment (finetune/retrieval/data.image_transform)
+HARMA_SITES = ("mlp", "attn")  # harma.sites (finetune/retrieval/adapters.SITES; a test keeps the two equal)
 # model.adapter values of train.task=vlm, each a module in finetune/models/adapters (ADAPTERS there maps them;
 # a test keeps the two equal). Named here so that checking a recipe does not import torch (~2 s).
 VLM_ADAPTERS = ("auto", "internvl_hf", "internvl_remote", "xcomposer2")
@@ -181,6 +184,10 @@ def check_values(cfg: Any) -> list[str]:
                         f"choose from: {', '.join(sorted(adapters))}")
     if cfg.harma.randaugment not in RANDAUGMENTS:
         problems.append(f"harma.randaugment: '{cfg.harma.randaugment}' is not one of {', '.join(RANDAUGMENTS)}")
+    sites = list(cfg.harma.sites)
+    if not sites or len(set(sites)) != len(sites) or not set(sites) <= set(HARMA_SITES):
+        problems.append(f"harma.sites: {sites} must be a non-empty list of distinct sites of {', '.join(HARMA_SITES)} "
+                        "(HarMA: [mlp])")
     if t.task not in TRAIN_TASKS:
         problems.append(f"train.task: '{t.task}' is not one of {', '.join(TRAIN_TASKS)}")
     if t.mode not in TRAIN_MODES:

@@ -82,7 +82,7 @@ def run_retrieval_experiment(cfg, progress: bool = True) -> dict:
     backbone = load_backbone(cfg.model.path, cfg.model.dtype)
     set_seed(int(cfg.seed))  # adapter and LoRA init draw from the global RNG
     model = build_retrieval_model(backbone.clip, h.method, h.share, int(h.bottleneck), int(h.heads),
-                                  float(h.temperature), cfg.train.lora)
+                                  float(h.temperature), cfg.train.lora, tuple(h.sites))
     summary = train_retrieval(cfg, model, backbone, pairs, run_dir,
                               validate=lambda m: run_retrieval(m, backbone, val, int(h.eval_batch_size)),
                               progress=progress)
@@ -90,7 +90,8 @@ def run_retrieval_experiment(cfg, progress: bool = True) -> dict:
                    selection=selection)
     if state.is_main_process:  # the trained weights are the same on every rank
         final = save_trainable(model, run_dir / "final", {"share": h.share, "bottleneck": int(h.bottleneck),
-                                                          "heads": int(h.heads), "base": str(cfg.model.path)})
+                                                          "heads": int(h.heads), "sites": list(h.sites),
+                                                          "base": str(cfg.model.path)})
         write_text_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         if list(cfg.eval.benchmarks):
             summary["eval"] = {"retrieval": evaluate_retrieval_checkpoint(cfg, final)}

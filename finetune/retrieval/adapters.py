@@ -11,6 +11,10 @@ down-projection, and a zero-initialised up-projection, so the model equals the b
 The public code (seekerhuang/HarMA) gives the shared adapter of depth ``l`` to the text tower only;
 the paper shares it across both towers: ``share = text_only | both | none``. HF's encoder layer adds
 the residual after its MLP, so replacing ``layer.mlp`` is exact. Constants: HARMA.md section 1.
+
+``sites`` says which sublayer outputs get an adapter: ``("mlp",)`` is HarMA. ``("mlp", "attn")`` also
+wraps each layer's self-attention output in ``GatedAttention`` (the same adapter, gate and shared module
+rule): an ablation of ours, NOT HarMA as published.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from torch import nn
 
 SHARE_MODES = ("text_only", "both", "none")
+SITES = ("mlp", "attn")  # HarMA adapts the MLP output only; "attn" is our ablation (not in the paper or code)
 GATE_INIT = 0.6  # every gate is a raw scalar through a sigmoid (0.646 at init), as in the public code
 
 
@@ -93,6 +98,21 @@ class GatedMLP(nn.Module):
         return y + torch.sigmoid(self.block_gate) * self.adapter(y)
 
 
+class GatedAttention(nn.Module):
+    """``o + beta * Delta(o)`` around a frozen CLIP self-attention, ``o`` its output; the attention weights
+    pass through. Not part of HarMA: the ablation ``sites: [mlp, attn]``. Exactly ``o`` at init."""
+
+    def __init__(self, attn: nn.Module, adapter: GatedAdapter):
+        super().__init__()
+        self.attn = attn
+        self.adapter = adapter
+        self.block_gate = _gate()
+
+    def forward(self, *args, **kwargs):
+        out, weights = self.attn(*args, **kwargs)
+        return out + torch.sigmoid(self.block_gate) * self.adapter(out), weights
+
+
 def encoder_layers(clip: nn.Module) -> dict[str, nn.ModuleList]:
     """The two towers' encoder layers of a CLIP-family model (``{vision,text}_model.encoder.layers``)."""
     towers = {}
@@ -113,27 +133,41 @@ class HarmaAdapters(nn.Module):
         clip: a ``CLIPModel``-like dual encoder; its layers' ``mlp`` are wrapped.
         share: ``text_only`` (public code), ``both`` (paper) or ``none``.
         bottleneck: adapter width ``r`` (128); heads: adapter attention heads (8).
+        sites: sublayer outputs that get an adapter, of ``SITES``: ``("mlp",)`` (HarMA) or also ``"attn"``
+            (each layer's self-attention output; an ablation, not HarMA). A tower that shares gives both
+            of a layer's adapters that depth's shared module.
     """
 
-    def __init__(self, clip: nn.Module, share: str = "text_only", bottleneck: int = 128, heads: int = 8):
+    def __init__(self, clip: nn.Module, share: str = "text_only", bottleneck: int = 128, heads: int = 8,
+                 sites: tuple[str, ...] = ("mlp",)):
         super().__init__()
         if share not in SHARE_MODES:
             raise ValueError(f"harma.share: '{share}' is not one of {', '.join(SHARE_MODES)}")
+        sites = tuple(sites)
+        if not sites or len(set(sites)) != len(sites) or not set(sites) <= set(SITES):
+            raise ValueError(f"harma.sites: {list(sites)} must be a non-empty list of distinct sites of "
+                             f"{', '.join(SITES)} (HarMA: [mlp])")
         towers = encoder_layers(clip)
         depth = len(towers["text"])
         if share == "both" and len(towers["vision"]) != depth:
             raise ValueError(f"harma.share=both needs towers of equal depth (vision {len(towers['vision'])}, "
                              f"text {depth}); use text_only or none")
         self.share = share
+        self.sites = sites
         self.shared = nn.ModuleList(SharedAdapter(bottleneck, heads) for _ in range(depth)) if share != "none" else None
         for tower, layers in towers.items():
             uses_shared = share == "both" or (share == "text_only" and tower == "text")
             for index, layer in enumerate(layers):
-                if isinstance(layer.mlp, GatedMLP):
+                if isinstance(layer.mlp, GatedMLP) or isinstance(getattr(layer, "self_attn", None), GatedAttention):
                     raise ValueError("the model already carries HarMA adapters")
                 dim = layer.mlp.fc2.out_features if hasattr(layer.mlp, "fc2") else _width(layer)
                 shared = self.shared[index] if uses_shared else None
-                layer.mlp = GatedMLP(layer.mlp, GatedAdapter(dim, bottleneck, heads, shared))
+                if "mlp" in sites:
+                    layer.mlp = GatedMLP(layer.mlp, GatedAdapter(dim, bottleneck, heads, shared))
+                if "attn" in sites:
+                    if not hasattr(layer, "self_attn"):
+                        raise ValueError(f"harma.sites: {type(layer).__name__} has no self_attn to wrap; use [mlp]")
+                    layer.self_attn = GatedAttention(layer.self_attn, GatedAdapter(dim, bottleneck, heads, shared))
 
 
 def _width(layer: nn.Module) -> int:

@@ -67,20 +67,23 @@ def _probe_names(clip: nn.Module) -> tuple[str, ...]:
 
 
 def build_retrieval_model(clip: nn.Module, method: str = "harma", share: str = "text_only", bottleneck: int = 128,
-                          heads: int = 8, temp_init: float = 0.07, lora_cfg=None) -> RetrievalModel:
+                          heads: int = 8, temp_init: float = 0.07, lora_cfg=None,
+                          sites: tuple[str, ...] = ("mlp",)) -> RetrievalModel:
     """Wrap ``clip`` for ``method`` and set ``requires_grad`` on exactly what that method trains.
 
     Args:
         clip: a ``transformers.CLIPModel`` (or a dual encoder laid out like it).
         method: ``harma`` | ``lora`` (peft, both towers) | ``full`` | ``probe`` (last layers) | ``zeroshot``.
         share, bottleneck, heads: HarMA's shared-adapter mode and adapter sizes (``HarmaAdapters``).
+        sites: which sublayer outputs get adapters: ``("mlp",)`` (HarMA) or ``("mlp", "attn")`` (an
+            ablation, not HarMA); ``method=harma`` only.
         temp_init: initial InfoNCE temperature (0.07).
         lora_cfg: ``train.lora`` (r, alpha, dropout, target_modules) for ``method=lora``.
     """
     if method not in METHODS:
         raise ValueError(f"harma.method: '{method}' is not one of {', '.join(METHODS)}")
     clip.requires_grad_(False)
-    harma = HarmaAdapters(clip, share, bottleneck, heads) if method == "harma" else None
+    harma = HarmaAdapters(clip, share, bottleneck, heads, tuple(sites)) if method == "harma" else None
     if method == "lora":
         clip = _lora(clip, lora_cfg)  # marks only the LoRA weights trainable
     model = RetrievalModel(clip, method, harma, temp_init)

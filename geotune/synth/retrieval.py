@@ -114,18 +114,25 @@ def write_synthrs_rsitmd(root: Path, seed: int, split_sizes: dict[str, int], ima
         stream_rng(seed, f"retrieval_{split}", i), image_size, n_classes))
 
 
-def write_synthrs_rsitmd_pretrain(root: Path, seed: int, split_sizes: dict[str, int], image_size: int) -> dict[str, int]:
+def write_synthrs_rsitmd_pretrain(root: Path, seed: int, split_sizes: dict[str, int], image_size: int,
+                                  class_words: dict[str, str] | None = None) -> dict[str, int]:
     """Write ``root/SynthRS-RSITMD-pretrain`` (splits ``train`` and ``val``, the RSITMD layout); returns
     images per split.
 
     All 8 classes; images from the ``retrieval_pretrain`` stream (keyed by split), so none is a
     fine-tuning image for any seed's splits; captions from ``PRETRAIN_TEMPLATES`` with the quadrants
-    in ``PRETRAIN_QUADRANTS``' words and half the classes renamed (``PRETRAIN_CLASS_WORDS``), none
-    repeated. ``label_name`` stays the class.
+    in ``PRETRAIN_QUADRANTS``' words, none repeated. ``label_name`` stays the class.
+
+    Args:
+        class_words: the corpus's word for a class, where it is not the class name. None (the default)
+            is ``PRETRAIN_CLASS_WORDS``, half the classes renamed; ``{}`` names every class as the
+            fine-tuning captions do (a milder shift: only templates and quadrant words differ). The
+            images do not depend on it.
     """
     unknown = set(split_sizes) - {"train", "val"}
     if unknown:
         raise ValueError(f"the pretraining corpus has splits train and val, not {sorted(unknown)}")
     return _write_splits(Path(root) / PRETRAIN_FOLDER, split_sizes, lambda split, i: _image(
         stream_rng(seed, "retrieval_pretrain", ("train", "val").index(split), i), image_size, len(CLASSES),
-        PRETRAIN_TEMPLATES, PRETRAIN_QUADRANTS, duplicate_share=0.0, class_words=PRETRAIN_CLASS_WORDS))
+        PRETRAIN_TEMPLATES, PRETRAIN_QUADRANTS, duplicate_share=0.0,
+        class_words=PRETRAIN_CLASS_WORDS if class_words is None else class_words))

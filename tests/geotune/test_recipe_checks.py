@@ -23,6 +23,9 @@ from geotune.config import RecipeError, load_recipe
     ("train.per_device_batch_size=0", r"train.per_device_batch_size: must be >= 1"),
     ("train.pixel_cache_mb=-1", r"train.pixel_cache_mb: must be >= 0 \(0: off\), got -1"),
     ("harma.randaugment=rand", r"harma.randaugment: 'rand' is not one of harma, torchvision"),
+    ("harma.sites=[mlp,ffn]", r"harma.sites: \['mlp', 'ffn'\] must be a non-empty list of distinct sites of mlp, attn"),
+    ("harma.sites=[]", r"harma.sites: \[\] must be a non-empty list"),
+    ("harma.sites=[mlp,mlp]", r"harma.sites: \['mlp', 'mlp'\] must be a non-empty list of distinct"),
     ("eval.benchmarks=[ucm]", r"eval.benchmarks: unknown benchmark\(s\) \['ucm'\]"),
     ("selection.report_per_cluster=0", r"selection.report_per_cluster: must be >= 1, got 0 .*selection.report=false"),
     ("selection.report_max_samples=1", r"selection.report_max_samples: must be >= 2, got 1 .*selection.report=false"),
@@ -38,6 +41,8 @@ def test_every_problem_is_reported_at_once_and_good_values_pass():
     assert "selection.keep" in str(err.value) and "train.mode" in str(err.value) and "\n" not in str(err.value)
     cfg = load_recipe("demo", ["selection.keep=40", "data.bands=[4,3,2]", "selection.method=adaptive_shift"])
     assert cfg.selection.keep == 40 and list(cfg.data.bands) == [4, 3, 2]
+    assert list(load_recipe("harma_demo").harma.sites) == ["mlp"]  # HarMA's default
+    assert list(load_recipe("harma_demo", ["harma.sites=[mlp,attn]"]).harma.sites) == ["mlp", "attn"]
 
 
 def test_bad_report_bounds_stop_train_py_before_any_work(tmp_path, capsys):

@@ -64,3 +64,17 @@ def test_missing_data_fails_before_the_model_loads(tmp_path):
     cfg = load_recipe("harma_demo", [f"run_dir={tmp_path}", f"harma.train_file={tmp_path / 'nope.json'}"])
     with pytest.raises(FileNotFoundError, match="harma.train_file.*geotune synth"):
         run_retrieval_experiment(cfg)
+
+
+def test_attention_site_run_records_its_sites_and_reloads_from_them(synth_rsitmd, tiny_clip, tmp_path):
+    """harma.sites=[mlp,attn] (an ablation, not HarMA) is in final/'s metadata, so a checkpoint loads onto a
+    recipe that does not name the sites and scores what the run scored."""
+    from eval.retrieval import evaluate_retrieval_checkpoint
+
+    run = tmp_path / "attn"
+    summary = run_retrieval_experiment(_recipe(synth_rsitmd, tiny_clip, run, "train.max_steps=2", "harma.share=both",
+                                               "harma.sites=[mlp,attn]"), progress=False)
+    meta = json.loads((run / "final" / "retrieval_model.json").read_text())
+    assert meta["sites"] == ["mlp", "attn"]
+    plain = _recipe(synth_rsitmd, tiny_clip, tmp_path / "other", "harma.share=both")  # sites: the default [mlp]
+    assert evaluate_retrieval_checkpoint(plain, run / "final")["mR"] == summary["eval"]["retrieval"]["mR"]

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -114,3 +115,22 @@ def test_the_pretraining_corpus_is_deterministic_and_has_train_and_val_only(tmp_
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
     with pytest.raises(ValueError, match=r"train and val, not \['test'\]"):
         write_synthrs_rsitmd_pretrain(tmp_path / "c", seed=2, split_sizes={"test": 2}, image_size=32)
+
+
+def test_the_pretraining_corpus_can_keep_every_class_name(tmp_path):
+    """class_words={}: the same images and captions, except that every class goes by the fine-tuning name
+    (only templates and quadrant words differ from the fine-tuning captions); the default renames half."""
+    sizes = {"train": 24, "val": 8}
+    write_synthrs_rsitmd_pretrain(tmp_path / "renamed", seed=0, split_sizes=sizes, image_size=32)
+    write_synthrs_rsitmd_pretrain(tmp_path / "same", seed=0, split_sizes=sizes, image_size=32, class_words={})
+    renamed, same = (tmp_path / name / PRETRAIN_FOLDER for name in ("renamed", "same"))
+    assert _pixel_hashes(renamed, ("train.json", "val.json")) == _pixel_hashes(same, ("train.json", "val.json"))
+    old, new = (json.loads((root / "train.json").read_text()) for root in (renamed, same))
+    assert [r["image"] for r in old] == [r["image"] for r in new]
+    assert {r["label_name"] for r in new} == set(CLASSES)
+    back = {word: cls for cls, word in PRETRAIN_CLASS_WORDS.items()}
+    for a, b in zip(old, new, strict=True):
+        assert b["label_name"] in b["caption"] and not any(word in b["caption"] for word in back)
+        assert re.sub(r"[a-z]+", lambda m: back.get(m.group(), m.group()), a["caption"]) == b["caption"]
+    assert any(PRETRAIN_CLASS_WORDS.get(r["label_name"], r["label_name"]) != r["label_name"] for r in new)
+    assert any(word in r["caption"] for r in old for word in back)  # the default still renames
