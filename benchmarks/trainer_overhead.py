@@ -15,6 +15,7 @@ process; run the two alternately and compare their CPU seconds:
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -22,16 +23,14 @@ from finetune.data.loader import load_training_data
 from finetune.training import build_trainer
 from geotune.config import load_recipe, parse_overrides
 
-W, mode, how = sys.argv[1], sys.argv[2], sys.argv[3]
-args = [f"model.path={W}/tiny", f"run_dir={W}/runs/trainer-overhead-{mode}-{how}", f"cache_dir={W}/cache",
-        f"data.datasets=[{{name: pool, path: '{W}/data/pool_sharegpt.json', format: sharegpt, image_root: '{W}/synthrs/instruct'}}]",
-        f"train.mode={mode}", "train.epochs=2", "train.per_device_batch_size=8", "train.learning_rate=0.001",
-        "train.grad_accum=1", "train.weight_decay=0", "train.adam_beta2=0.999", "train.warmup_ratio=0",
-        "train.lr_scheduler=cosine", "train.max_length=512", "train.freeze_vision=true",
-        f"train.freeze_projector={'true' if mode == 'lora' else 'false'}",
-        "train.gradient_checkpointing=false", "train.lora.r=16", "model.dtype=float32", "train.bf16=false",
-        "train.lora.alpha=32", "train.lora.dropout=0.05", "train.logging_steps=1", "train.report_to=[none]",
-        "train.save_steps=1000000", "train.resume=false", "seed=42", "train.num_workers=0", "train.pixel_cache_mb=256"]  # compare.py's geotune_command, with its default pixel cache
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+from systems import Setting, geotune_command  # noqa: E402
+
+W, mode, how = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+# compare.py's own geotune command line (the overrides after `python -m geotune train`), so both stay equal.
+command = geotune_command(sys.executable, W / "tiny", W / "data" / "pool_sharegpt.json", W / "synthrs" / "instruct",
+                          W / "runs" / f"trainer-overhead-{mode}-{how}", W / "cache", Setting(mode))
+args = command[command.index("train") + 1:]
 recipe, overrides = parse_overrides(args)
 cfg = load_recipe(recipe, overrides)
 data = load_training_data(cfg)
