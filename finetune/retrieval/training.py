@@ -64,8 +64,8 @@ def train_step(model: RetrievalModel, optimizer: torch.optim.Optimizer, pixels: 
     out = harma_loss(model.encode_images(pixels), model.encode_texts(input_ids), model.temp, ids, margin, gamma)
     optimizer.zero_grad(set_to_none=True)
     out["loss"].backward()
-    if world > 1:
-        average_gradients(list(trainable_parameters(model).values()), world)
+    if world > 1:  # the optimizer's groups hold every trainable parameter: no walk over the model at each step
+        average_gradients([param for group in optimizer.param_groups for param in group["params"]], world)
     optimizer.step()
     return out
 
