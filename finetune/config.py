@@ -165,7 +165,16 @@ TRAIN_MODES = ("lora", "full")
 TRAIN_TASKS = ("vlm", "retrieval")
 RETRIEVAL_ADAPTERS = ("clip",)  # CLIP-family dual encoders (finetune/retrieval)
 RANDAUGMENTS = ("harma", "torchvision")  # harma.randaugment (finetune/retrieval/data.image_transform)
-HARMA_SITES = ("mlp", "attn")  # harma.sites (finetune/retrieval/adapters.SITES; a test keeps the two equal)
+HARMA_SITES = ("mlp", "attn")  # harma.sites (finetune/retrieval/adapters.SITES is this tuple)
+
+
+def harma_sites_problem(sites) -> str | None:
+    """What is wrong with a ``harma.sites`` value, or None: the recipe check and ``HarmaAdapters`` both ask."""
+    sites = list(sites)
+    if not sites or len(set(sites)) != len(sites) or not set(sites) <= set(HARMA_SITES):
+        return f"harma.sites: {sites} must be a non-empty list of distinct sites of {', '.join(HARMA_SITES)} (HarMA: [mlp])"
+    return None
+
 # model.adapter values of train.task=vlm, each a module in finetune/models/adapters (ADAPTERS there maps them;
 # a test keeps the two equal). Named here so that checking a recipe does not import torch (~2 s).
 VLM_ADAPTERS = ("auto", "internvl_hf", "internvl_remote", "xcomposer2")
@@ -184,10 +193,8 @@ def check_values(cfg: Any) -> list[str]:
                         f"choose from: {', '.join(sorted(adapters))}")
     if cfg.harma.randaugment not in RANDAUGMENTS:
         problems.append(f"harma.randaugment: '{cfg.harma.randaugment}' is not one of {', '.join(RANDAUGMENTS)}")
-    sites = list(cfg.harma.sites)
-    if not sites or len(set(sites)) != len(sites) or not set(sites) <= set(HARMA_SITES):
-        problems.append(f"harma.sites: {sites} must be a non-empty list of distinct sites of {', '.join(HARMA_SITES)} "
-                        "(HarMA: [mlp])")
+    if problem := harma_sites_problem(cfg.harma.sites):
+        problems.append(problem)
     if t.task not in TRAIN_TASKS:
         problems.append(f"train.task: '{t.task}' is not one of {', '.join(TRAIN_TASKS)}")
     if t.mode not in TRAIN_MODES:

@@ -22,8 +22,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from finetune.config import HARMA_SITES, harma_sites_problem
+
 SHARE_MODES = ("text_only", "both", "none")
-SITES = ("mlp", "attn")  # HarMA adapts the MLP output only; "attn" is our ablation (not in the paper or code)
+# HarMA adapts the MLP output only; "attn" is our ablation (not in the paper or code). The recipe check owns the list.
+SITES = HARMA_SITES
 GATE_INIT = 0.6  # every gate is a raw scalar through a sigmoid (0.646 at init), as in the public code
 
 
@@ -144,9 +147,8 @@ class HarmaAdapters(nn.Module):
         if share not in SHARE_MODES:
             raise ValueError(f"harma.share: '{share}' is not one of {', '.join(SHARE_MODES)}")
         sites = tuple(sites)
-        if not sites or len(set(sites)) != len(sites) or not set(sites) <= set(SITES):
-            raise ValueError(f"harma.sites: {list(sites)} must be a non-empty list of distinct sites of "
-                             f"{', '.join(SITES)} (HarMA: [mlp])")
+        if problem := harma_sites_problem(sites):
+            raise ValueError(problem)
         towers = encoder_layers(clip)
         depth = len(towers["text"])
         if share == "both" and len(towers["vision"]) != depth:
