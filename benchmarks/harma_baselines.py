@@ -257,7 +257,8 @@ def lr_label(lr: str | None) -> str:
 
 def seed_table(results: dict[str, dict[str, list[dict]]]) -> str:
     """Test mR per seed at each method's val-chosen rate, its mean, and its difference to full FT, paired by seed."""
-    chosen = {name: by_lr[choose(by_lr)] for name, by_lr in results.items()}
+    rate = {name: choose(by_lr) for name, by_lr in results.items()}
+    chosen = {name: results[name][lr] for name, lr in rate.items()}
     full = {seed: r["test"]["mR"] for seed, r in seeded(chosen.get("full fine-tuning", []))}
     full_mean = statistics.mean(full.values()) if full else None
     lines = ["| method | lr (val) | seeds | test mR per seed | mean | vs full FT (means) | difference to full FT per seed "
@@ -267,7 +268,7 @@ def seed_table(results: dict[str, dict[str, list[dict]]]) -> str:
         mean = statistics.mean(tests)
         vs = "-" if full_mean is None else ("0" if name == "full fine-tuning" else f"{mean - full_mean:+.2f}")
         diffs = [f"{r['test']['mR'] - full[seed]:+.2f}" for seed, r in seeded(runs) if seed in full]
-        lines.append(f"| {name} | {lr_label(choose(results[name]))} | {', '.join(str(seed) for seed, _ in seeded(runs))} | "
+        lines.append(f"| {name} | {lr_label(rate[name])} | {', '.join(str(seed) for seed, _ in seeded(runs))} | "
                      f"{' / '.join(f'{t:.2f}' for t in tests)} | {mean:.2f} | {vs} | "
                      f"{' / '.join(diffs) if diffs and name != 'full fine-tuning' else '-'} | "
                      f"{statistics.mean(best_val(r) for r in runs):.2f} |")
