@@ -94,9 +94,12 @@ def apply_lora(model: torch.nn.Module, targets: list[str], parts: dict, train_cf
 
     In LoRA mode the projector (and the vision tower, when not frozen and not LoRA-tuned) trains in
     full as peft ``modules_to_save``, as InternVL's official LoRA script does with ``freeze_mlp False``;
-    they are saved inside the adapter folder.
+    they are saved inside the adapter folder. With ``lora.dropout_masks: sparse`` peft's dropout modules are
+    swapped for ``finetune.sparse_dropout.SparseDropout`` (same distribution, cheaper on a CPU).
     """
     from peft import LoraConfig, get_peft_model
+
+    from finetune.sparse_dropout import use_sparse_dropout
 
     lora = train_cfg.lora
     frozen = frozen_parts(train_cfg)
@@ -107,7 +110,10 @@ def apply_lora(model: torch.nn.Module, targets: list[str], parts: dict, train_cf
         modules_to_save=modules_to_save, bias="none",
     )
     model.requires_grad_(False)
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    if lora.dropout_masks == "sparse":
+        use_sparse_dropout(model)
+    return model
 
 
 def _numel(param: torch.nn.Parameter) -> int:

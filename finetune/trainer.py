@@ -30,6 +30,8 @@ class GeoTrainer(Trainer):
       initial weights.
     - ``train`` / ``_save_checkpoint``: token counts saved with every checkpoint and restored on resume,
       so the summary counts the whole run.
+    - ``_clip_grad_norm``: clips the trainable parameters, listed once, instead of walking every module for
+      ``model.parameters()`` at every step (frozen ones have no gradient: the same norm, the same clip).
     """
 
     def __init__(self, *args, adapter=None, length_grouped: bool = True, length_megabatch: int = 50,
@@ -41,6 +43,7 @@ class GeoTrainer(Trainer):
         self.token_counts = {"tokens": 0, "slots": 0, "samples": 0, "labelled": 0}
         self.resumed_counts = dict.fromkeys(self.token_counts, 0)  # what the checkpoint resumed from had counted
         self._params_for_flops = None
+        self._trainable_params = None
         own_forward = getattr(adapter, "forward_for_training", None) is not None
         if own_forward:
             # Our forward returns a mean loss; HF would skip its grad-accum division for a model whose
@@ -79,6 +82,14 @@ class GeoTrainer(Trainer):
         group = self.args.per_device_train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
         return LengthGroupedSampler(lengths, group, seed=self.args.data_seed or self.args.seed,
                                     megabatch_groups=self.length_megabatch)
+
+    def _clip_grad_norm(self, model):
+        mixed_mesh = getattr(self, "_has_mixed_mesh_grads", None)  # transformers >= 5.2x: DTensor grads
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or (mixed_mesh is not None and mixed_mesh(model)):
+            return super()._clip_grad_norm(model)  # the engine or the mesh owns the gradients
+        if self._trainable_params is None:
+            self._trainable_params = [p for p in model.parameters() if p.requires_grad]
+        return self.accelerator.clip_grad_norm_(self._trainable_params, self.args.max_grad_norm)
 
     def floating_point_ops(self, inputs) -> int:
         """HF's count (6 x input tokens x non-embedding parameters), the parameters counted once: HF walks

@@ -52,10 +52,15 @@ class RetrievalModel(nn.Module):
 def _lora(clip: nn.Module, lora_cfg) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
+    from finetune.sparse_dropout import use_sparse_dropout
+
     targets = list(lora_cfg.target_modules) if lora_cfg.target_modules else LORA_TARGETS
     config = LoraConfig(r=int(lora_cfg.r), lora_alpha=int(lora_cfg.alpha), lora_dropout=float(lora_cfg.dropout),
                         target_modules=targets)
-    return get_peft_model(clip, config)
+    model = get_peft_model(clip, config)
+    if lora_cfg.get("dropout_masks", "sparse") == "sparse":  # as the VLM path (finetune.lora.apply_lora)
+        use_sparse_dropout(model)
+    return model
 
 
 def _probe_names(clip: nn.Module) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from geotune.config import RecipeError, load_recipe
     ("data.bands=[0,1,2]", r"data.bands: \[0, 1, 2\] must be one \(grey\) or three"),
     ("data.bands=[4,3]", r"data.bands: \[4, 3\] must be one"),
     ("train.too_long=cut", r"train.too_long: 'cut' is not one of truncate, drop"),
+    ("train.lora.dropout_masks=numpy", r"train.lora.dropout_masks: 'numpy' is not one of sparse, torch"),
     ("train.per_device_batch_size=0", r"train.per_device_batch_size: must be >= 1"),
     ("train.pixel_cache_mb=-1", r"train.pixel_cache_mb: must be >= 0 \(0: off\), got -1"),
     ("harma.randaugment=rand", r"harma.randaugment: 'rand' is not one of harma, torchvision"),

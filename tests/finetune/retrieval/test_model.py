@@ -61,3 +61,15 @@ def test_adapter_checkpoint_holds_only_the_adapters_and_loads_onto_the_base(tiny
     other = build_retrieval_model(load_backbone(tiny_clip).clip, "harma", "none", bottleneck=16, heads=2)
     with pytest.raises(ValueError, match="harma.share"):
         load_trainable(other, tmp_path)
+
+
+def test_lora_baseline_follows_train_lora_dropout_masks(tiny_clip):
+    from omegaconf import OmegaConf
+
+    from finetune.sparse_dropout import SparseDropout
+
+    for masks, kind in (("sparse", SparseDropout), ("torch", torch.nn.Dropout)):
+        lora = OmegaConf.create({"r": 4, "alpha": 8, "dropout": 0.1, "target_modules": None, "dropout_masks": masks})
+        model = build_retrieval_model(load_backbone(tiny_clip).clip, "lora", lora_cfg=lora)
+        kinds = {type(m.lora_dropout["default"]) for m in model.modules() if hasattr(m, "lora_A")}
+        assert kinds == {kind}, (masks, kinds)
