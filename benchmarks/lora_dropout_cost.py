@@ -1,17 +1,20 @@
-"""What peft's LoRA dropout costs on a CPU, at the peer benchmark's tiny size and at a real model's size.
+"""What LoRA dropout costs on a CPU, peft's and geotune's, at the peer benchmark's tiny size and at a real size.
 
-In the peer benchmark's LoRA run (docs/performance.md) a sampling profile puts 3.7 s of geotune's 24 s in
+In the peer benchmark's LoRA run (docs/performance.md) a sampling profile put 3.7 s of geotune's 24 s in
 ``torch.dropout``: peft draws a fresh Bernoulli mask over every LoRA layer's input, and on a CPU the
-random numbers cost more than the tiny model's matrix products. This script measures that share where it
-matters, one peft-wrapped ``nn.Linear`` (LoRA r=16, alpha 32) forward + backward with ``lora_dropout``
-0.05 against 0 (peft then uses ``nn.Identity``), alternated in paired rounds, medians:
+random numbers cost more than the tiny model's matrix products. geotune now draws only the dropped
+positions (``finetune.sparse_dropout.SparseDropout``, ``train.lora.dropout_masks: sparse``). This script
+measures one peft-wrapped ``nn.Linear`` (LoRA r=16, alpha 32) forward + backward with ``lora_dropout``
+0.05 (peft's ``nn.Dropout``, and the same layer with ``SparseDropout``) against 0 (peft's
+``nn.Identity``), alternated in paired rounds, medians:
 
 - ``tiny``: the benchmark's text layers (8 x 300 tokens, 64 -> 64);
 - ``qwen2-0.5b q_proj`` / ``down_proj``: the language model of InternVL2-1B / Mini-InternVL-1B
   (896 -> 896, 4864 -> 896), one 2,048-token sequence.
 
-It also times a candidate mask source that is *not* in geotune: 16-bit thresholds from numpy's SFC64
-stream (``numpy_stream_dropout``), to size what a faster generator could save.
+It also times the masks alone: ``torch.dropout``, ``SparseDropout`` and a rejected candidate, 16-bit
+thresholds from numpy's SFC64 stream (``numpy_stream_dropout``: a random number per element still, and
+no faster at 10M elements).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lora_dropout_cost.py --rounds 5
 """
@@ -26,6 +29,8 @@ import numpy as np
 import torch
 from peft import LoraConfig, get_peft_model
 
+from finetune.sparse_dropout import SparseDropout, use_sparse_dropout
+
 SHAPES = {  # name: (batch, tokens, in_features, out_features)
     "tiny": (8, 300, 64, 64),
     "qwen2-0.5b q_proj": (1, 2048, 896, 896),
@@ -33,13 +38,17 @@ SHAPES = {  # name: (batch, tokens, in_features, out_features)
 }
 
 
-def lora_linear(in_features: int, out_features: int, dropout: float) -> torch.nn.Module:
-    """One frozen ``nn.Linear`` with a LoRA adapter (r=16, alpha 32), as peft builds it for a model."""
+def lora_linear(in_features: int, out_features: int, dropout: float, sparse: bool = False) -> torch.nn.Module:
+    """One frozen ``nn.Linear`` with a LoRA adapter (r=16, alpha 32), as peft builds it for a model; with
+    ``sparse``, its dropout swapped for ``SparseDropout`` as ``finetune.lora.apply_lora`` does."""
     torch.manual_seed(0)
     base = torch.nn.Sequential()
     base.add_module("proj", torch.nn.Linear(in_features, out_features, bias=False))
     config = LoraConfig(r=16, lora_alpha=32, lora_dropout=dropout, target_modules=["proj"])
-    return get_peft_model(base, config).train()
+    model = get_peft_model(base, config).train()
+    if sparse:
+        use_sparse_dropout(model)
+    return model
 
 
 def seconds_per_step(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
@@ -55,7 +64,7 @@ def seconds_per_step(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> f
 
 def numpy_stream_dropout(x: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
     """Dropout whose mask is ``uint16 < round((1 - p) * 65536)`` drawn from numpy's stream (keep rate within
-    1/65536 of 1 - p): a candidate, measured here only."""
+    1/65536 of 1 - p): the rejected candidate, measured here only."""
     keep = np.frombuffer(rng.bytes(2 * x.numel()), dtype=np.uint16) < round((1 - p) * 65536)
     return x * torch.from_numpy(keep).view_as(x) * (1 / (1 - p))
 
@@ -70,34 +79,44 @@ def seconds_per_mask(fn, repeats: int) -> float:
 
 
 def measure(shape: tuple[int, int, int, int], rounds: int, repeats: int) -> dict:
-    """Paired rounds of dropout 0.05 vs 0 at one shape; medians of the per-round figures."""
+    """Paired rounds of dropout 0.05 (peft's, geotune's) vs 0 at one shape; medians of the per-round figures."""
     batch, tokens, fan_in, fan_out = shape
     x = torch.randn(batch, tokens, fan_in)
-    with_dropout, without = lora_linear(fan_in, fan_out, 0.05), lora_linear(fan_in, fan_out, 0.0)
+    layers = {"with": lora_linear(fan_in, fan_out, 0.05), "sparse": lora_linear(fan_in, fan_out, 0.05, sparse=True),
+              "without": lora_linear(fan_in, fan_out, 0.0)}
+    sparse = SparseDropout(0.05).train()
     rng = np.random.Generator(np.random.SFC64(0))
-    rows = {"with": [], "without": [], "torch_mask": [], "numpy_mask": []}
+    masks = {"torch_mask": lambda: torch.nn.functional.dropout(x, 0.05, True), "sparse_mask": lambda: sparse(x),
+             "numpy_mask": lambda: numpy_stream_dropout(x, 0.05, rng)}
+    rows = {k: [] for k in [*layers, *masks]}
     for _ in range(rounds):
-        rows["with"].append(seconds_per_step(with_dropout, x, repeats))
-        rows["without"].append(seconds_per_step(without, x, repeats))
-        rows["torch_mask"].append(seconds_per_mask(lambda: torch.nn.functional.dropout(x, 0.05, True), repeats))
-        rows["numpy_mask"].append(seconds_per_mask(lambda: numpy_stream_dropout(x, 0.05, rng), repeats))
+        for key, layer in layers.items():
+            rows[key].append(seconds_per_step(layer, x, repeats))
+        for key, fn in masks.items():
+            rows[key].append(seconds_per_mask(fn, repeats))
     med = {k: statistics.median(v) * 1e3 for k, v in rows.items()}
     return {
-        "ms_with_dropout": round(med["with"], 3), "ms_without": round(med["without"], 3),
+        "ms_with_dropout": round(med["with"], 3), "ms_sparse": round(med["sparse"], 3),
+        "ms_without": round(med["without"], 3),
         "dropout_share": round(1 - med["without"] / med["with"], 3),
-        "ms_torch_dropout": round(med["torch_mask"], 3), "ms_numpy_stream": round(med["numpy_mask"], 3),
+        "sparse_share": round(1 - med["without"] / med["sparse"], 3),
+        "ms_torch_dropout": round(med["torch_mask"], 3), "ms_sparse_dropout": round(med["sparse_mask"], 3),
+        "ms_numpy_stream": round(med["numpy_mask"], 3),
+        "sparse_over_torch": round(med["sparse_mask"] / med["torch_mask"], 2),
         "numpy_over_torch": round(med["numpy_mask"] / med["torch_mask"], 2),
     }
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| layer (tokens x in -> out) | fwd+bwd ms, dropout 0.05 | dropout 0 | dropout's share | "
-             "torch.dropout ms | numpy SFC64 mask ms | numpy / torch |", "|---|---|---|---|---|---|---|"]
+    lines = ["| layer (tokens x in -> out) | fwd+bwd ms: peft dropout 0.05 | SparseDropout 0.05 | dropout 0 | "
+             "share of the step: peft's / sparse | mask ms: torch.dropout | SparseDropout | numpy SFC64 | "
+             "sparse / torch | numpy / torch |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         b, t, i, o = SHAPES[name]
-        lines.append(f"| {name} ({b * t} x {i} -> {o}) | {r['ms_with_dropout']} | {r['ms_without']} | "
-                     f"{r['dropout_share']:.0%} | {r['ms_torch_dropout']} | {r['ms_numpy_stream']} | "
-                     f"{r['numpy_over_torch']} |")
+        lines.append(f"| {name} ({b * t} x {i} -> {o}) | {r['ms_with_dropout']} | {r['ms_sparse']} | "
+                     f"{r['ms_without']} | {r['dropout_share']:.0%} / {r['sparse_share']:.0%} | "
+                     f"{r['ms_torch_dropout']} | {r['ms_sparse_dropout']} | {r['ms_numpy_stream']} | "
+                     f"{r['sparse_over_torch']} | {r['numpy_over_torch']} |")
     return "\n".join(lines)
 
 

@@ -15,6 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import lora_dropout_cost  # noqa: E402
 
 
+def test_the_sparse_layer_has_geotunes_dropout():
+    layer = lora_dropout_cost.lora_linear(8, 4, 0.05, sparse=True)
+    assert [type(m).__name__ for m in layer.modules() if "Dropout" in type(m).__name__] == ["SparseDropout"]
+
+
 def test_the_two_layers_differ_only_in_their_dropout():
     with_dropout, without = lora_dropout_cost.lora_linear(8, 4, 0.05), lora_dropout_cost.lora_linear(8, 4, 0.0)
     assert with_dropout.state_dict().keys() == without.state_dict().keys()
@@ -51,6 +56,7 @@ def test_table_has_a_row_per_shape_and_shares_in_range(capsys):
     row = results["tiny"]
     assert row["ms_with_dropout"] > 0 and row["ms_without"] > 0 and row["ms_torch_dropout"] > 0
     assert row["dropout_share"] == pytest.approx(1 - row["ms_without"] / row["ms_with_dropout"], abs=2e-3)
-    assert row["dropout_share"] < 1
+    assert row["dropout_share"] < 1 and row["sparse_share"] < 1 and row["ms_sparse"] > 0
+    assert row["sparse_over_torch"] == pytest.approx(row["ms_sparse_dropout"] / row["ms_torch_dropout"], abs=0.01)
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("| layer") and printed[2].startswith("| tiny (2400 x 64 -> 64) |")
