@@ -116,7 +116,9 @@ def test_an_attention_site_adapter_changes_the_output_once_trained(tiny_clip):
     model = build_retrieval_model(backbone.clip, "harma", "both", bottleneck=16, heads=2, sites=("mlp", "attn"))
     before = model.encode_images(pixels).detach()
     with torch.no_grad():
-        model.clip.vision_model.encoder.layers[0].self_attn.adapter.up.bias.fill_(0.5)
+        # not a constant: a shift equal across channels is what every following LayerNorm removes
+        up = model.clip.vision_model.encoder.layers[0].self_attn.adapter.up
+        up.bias.copy_(torch.linspace(-0.5, 0.5, up.bias.numel()))
     assert not torch.allclose(model.encode_images(pixels), before)
 
 

@@ -73,3 +73,14 @@ def test_lora_baseline_follows_train_lora_dropout_masks(tiny_clip):
         model = build_retrieval_model(load_backbone(tiny_clip).clip, "lora", lora_cfg=lora)
         kinds = {type(m.lora_dropout["default"]) for m in model.modules() if hasattr(m, "lora_A")}
         assert kinds == {kind}, (masks, kinds)
+
+
+def test_lora_baseline_takes_a_bare_namespace_without_dropout_masks(tiny_clip):
+    """benchmarks/harma_memory.py passes train.lora's fields as a SimpleNamespace: sparse masks by default."""
+    from types import SimpleNamespace
+
+    from finetune.sparse_dropout import SparseDropout
+
+    lora = SimpleNamespace(r=4, alpha=8, dropout=0.1, target_modules=None)
+    model = build_retrieval_model(load_backbone(tiny_clip).clip, "lora", lora_cfg=lora)
+    assert {type(m.lora_dropout["default"]) for m in model.modules() if hasattr(m, "lora_A")} == {SparseDropout}

@@ -108,7 +108,9 @@ def test_xcomposer2_lora_merges_exactly(standin_xcomposer2):
         base = _logits(xcomposer2, model, batch)
     merged = _logits(xcomposer2, model.merge_and_unload(), batch)
     assert (unmerged - base).abs().max() > 1e-2  # the LoRA changes the model
-    torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=1e-5)
+    # Merged W + BA rounds differently from W x + B(A x) in float32, by the CPU's kernels: up to 1.7e-5 on
+    # one machine. A wrong merge is off by the LoRA's effect, above 1e-2.
+    torch.testing.assert_close(merged, unmerged, rtol=1e-4, atol=1e-4)
 
 
 def test_xcomposer2_export_merge_agrees_with_eval(standin_xcomposer2, tmp_path):
