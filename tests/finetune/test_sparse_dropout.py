@@ -102,3 +102,29 @@ def test_only_pefts_lora_dropouts_are_swapped_and_eval_outputs_do_not_change():
     assert torch.equal(model.eval()(x), before)
     assert model.train().training and all(m.training for m in swapped)
     assert use_sparse_dropout(peft_model(0.0)) == 0  # peft's nn.Identity at dropout 0
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_gradient_checkpointing_recomputes_the_same_masks(reentrant):
+    """Checkpointing runs the forward again in backward; torch restores its RNG state for that, and the
+    masks' seed is drawn from it, so the recomputed masks are the first ones: the gradients equal those
+    of the run without checkpointing (a different mask would give other, silently wrong, gradients)."""
+    layer = torch.nn.Linear(16, 16)
+    dropout = SparseDropout(0.3).train()
+
+    def block(x):
+        return layer(dropout(x)).tanh().sum(-1)
+
+    x = torch.randn(4, 16)
+    grads = []
+    for checkpointed in (False, True):
+        layer.zero_grad()
+        torch.manual_seed(5)
+        inputs = x.clone().requires_grad_(True)
+        if checkpointed:
+            out = torch.utils.checkpoint.checkpoint(block, inputs, use_reentrant=reentrant)
+        else:
+            out = block(inputs)
+        out.sum().backward()
+        grads.append((inputs.grad.clone(), layer.weight.grad.clone()))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
