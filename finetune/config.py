@@ -82,7 +82,7 @@ class LoraConfig:
     alpha: int = _help("LoRA alpha.", 32)
     dropout: float = _help("LoRA dropout.", 0.05)
     dropout_masks: str = _help("How LoRA dropout draws its masks on a CPU: sparse (only the dropped positions, as "
-                               "geometric gaps: the same distribution, 3-7x faster there; finetune/sparse_dropout.py) "
+                               "geometric gaps: the same distribution, masks 3-4x cheaper there; finetune/sparse_dropout.py) "
                                "| torch (torch.dropout, peft's own). On a GPU both are torch.dropout.", "sparse")
     target_modules: Optional[list[str]] = _help("Override the adapter's per-family LoRA targets.", None)
     vision: bool = _help("Also put LoRA on the vision tower.", False)

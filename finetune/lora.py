@@ -111,8 +111,7 @@ def apply_lora(model: torch.nn.Module, targets: list[str], parts: dict, train_cf
     )
     model.requires_grad_(False)
     model = get_peft_model(model, config)
-    if lora.dropout_masks == "sparse":
-        use_sparse_dropout(model)
+    use_sparse_dropout(model, lora.dropout_masks)
     return model
 
 

@@ -91,12 +91,16 @@ class SparseDropout(torch.nn.Module):
         return f"p={self.p}"
 
 
-def use_sparse_dropout(model: torch.nn.Module) -> int:
-    """Swap the ``nn.Dropout`` modules of peft's LoRA layers (``lora_dropout``) for ``SparseDropout``.
+def use_sparse_dropout(model: torch.nn.Module, masks: str | None = "sparse") -> int:
+    """Swap the ``nn.Dropout`` modules of peft's LoRA layers (``lora_dropout``) for ``SparseDropout``, unless
+    ``masks`` (``train.lora.dropout_masks``; None: the default, sparse) is ``torch``.
 
     Returns:
-        How many were swapped (0 with ``lora_dropout: 0``, where peft uses ``nn.Identity``).
+        How many were swapped (0 with ``masks: torch``, or with ``lora_dropout: 0``, where peft uses
+        ``nn.Identity``).
     """
+    if (masks or "sparse") != "sparse":
+        return 0
     swapped = 0
     for module in model.modules():
         dropouts = getattr(module, "lora_dropout", None)

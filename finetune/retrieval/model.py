@@ -58,9 +58,8 @@ def _lora(clip: nn.Module, lora_cfg) -> nn.Module:
     config = LoraConfig(r=int(lora_cfg.r), lora_alpha=int(lora_cfg.alpha), lora_dropout=float(lora_cfg.dropout),
                         target_modules=targets)
     model = get_peft_model(clip, config)
-    # train.lora, or a bare namespace of its fields (benchmarks): sparse unless it says torch, as the VLM path
-    if (getattr(lora_cfg, "dropout_masks", None) or "sparse") == "sparse":
-        use_sparse_dropout(model)
+    # train.lora, or a bare namespace of its fields without dropout_masks (benchmarks/harma_memory.py)
+    use_sparse_dropout(model, getattr(lora_cfg, "dropout_masks", None))
     return model
 
 

@@ -102,6 +102,8 @@ def test_only_pefts_lora_dropouts_are_swapped_and_eval_outputs_do_not_change():
     assert torch.equal(model.eval()(x), before)
     assert model.train().training and all(m.training for m in swapped)
     assert use_sparse_dropout(peft_model(0.0)) == 0  # peft's nn.Identity at dropout 0
+    kept = peft_model(0.05)
+    assert use_sparse_dropout(kept, "torch") == 0 and use_sparse_dropout(kept, None) == 2  # None: the default
 
 
 @pytest.mark.parametrize("reentrant", [False, True])
